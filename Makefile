@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test demo bench constraints intensity-table clean
+
+# System packages: a C compiler builds the simulated GPU (tests/fake_nvml) for tests and bench.
+$(VENV)/.system:
+	@command -v cc >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(STAMP): $(VENV)/.system pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
+	@touch $@
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+demo: setup
+	$(VENV)/bin/airflow-carbon measure --location FR -- $(PY) examples/train_mlp.py
+
+bench: setup
+	$(PY) bench/run.py
+
+# Regenerate constraints.txt from a clean virtual environment.
+constraints:
+	rm -rf build/constraints-venv && $(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install -q -e '.[test,bench]'
+	{ echo "# Generated with 'make constraints' from a clean install on Python 3.11 (Airflow's constraint URLs are unreachable here)."; \
+	  build/constraints-venv/bin/pip freeze --exclude-editable | grep -vi '^airflow-carbon'; } > constraints.txt
+
+# Rebuild airflow_carbon/data/grid_intensity.json from the open inputs in ../shared/data.
+intensity-table: setup
+	$(PY) tools/build_intensity_table.py
+
+clean:
+	rm -rf build .pytest_cache bench/results.json
