@@ -1,0 +1,5 @@
+import sys
+
+from airflow_carbon.cli import main
+
+sys.exit(main())

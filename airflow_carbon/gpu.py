@@ -1,0 +1,144 @@
+"""GPU energy over one window: NVML's total-energy counter where the GPU has one, sampled power otherwise.
+
+Power is sampled on every GPU in any case (for mean and peak power, and as the fallback when the counter
+is missing, goes backwards after a driver reload, or the GPU is lost mid-window). Sampled energy is the
+trapezoidal integral of the samples, including one taken synchronously at the window's start and end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_carbon import nvml
+from airflow_carbon.units import mj_to_j, mw_to_w
+
+_FAST_CHANGE_FRACTION = 0.10
+_FAST_CHANGE_MIN_W = 5.0
+
+
+@dataclass
+class _Track:
+    gpu: nvml.Gpu
+    start_mj: int | None = None
+    end_mj: int | None = None
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, W)
+    lost_at: float | None = None
+    error: str | None = None
+
+    def read_power(self, t: float) -> bool:
+        """Take one power sample at ``t``; return True when power moved fast since the last one."""
+        if self.lost_at is not None or self.error is not None:
+            return False
+        try:
+            watts = mw_to_w(nvml.power_mw(self.gpu.handle))
+        except nvml.NvmlError as exc:
+            if exc.gpu_lost:
+                self.lost_at = t
+            else:
+                self.error = str(exc)
+            return False
+        previous = self.samples[-1][1] if self.samples else watts
+        self.samples.append((t, watts))
+        return abs(watts - previous) > max(_FAST_CHANGE_FRACTION * previous, _FAST_CHANGE_MIN_W)
+
+
+def integrate_j(samples: list[tuple[float, float]]) -> float:
+    """Trapezoidal integral (J) of (time s, power W) samples in time order."""
+    return sum((t1 - t0) * (p0 + p1) / 2.0 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
+
+
+class GpuWindow:
+    """Energy of ``gpus`` between :meth:`start` and :meth:`stop`; :meth:`sample` runs on the sampler thread."""
+
+    def __init__(self, gpus: list[nvml.Gpu], *, use_counter: bool = True) -> None:
+        self._tracks = [_Track(gpu) for gpu in gpus]
+        self._use_counter = use_counter
+
+    @property
+    def needs_fast_sampling(self) -> bool:
+        """True when some GPU's energy comes from sampled power (no counter, or counter disabled)."""
+        return any(track.start_mj is None for track in self._tracks)
+
+    def start(self, t: float) -> None:
+        """Read every counter and take a first power sample; call it last when opening a window."""
+        for track in self._tracks:
+            if self._use_counter:
+                try:
+                    track.start_mj = nvml.energy_mj(track.gpu.handle)
+                except nvml.NvmlError as exc:
+                    track.error = str(exc)
+            track.read_power(t)
+
+    def read_end_counters(self, t: float) -> None:
+        """Read every counter; call it first when closing a window, so the counter window hugs the task."""
+        for track in self._tracks:
+            if track.start_mj is None or track.lost_at is not None or track.error is not None:
+                continue
+            try:
+                track.end_mj = nvml.energy_mj(track.gpu.handle)
+            except nvml.NvmlError as exc:
+                if exc.gpu_lost:
+                    track.lost_at = t
+                else:
+                    track.error = str(exc)
+
+    def sample(self, t: float) -> bool:
+        fast = False
+        for track in self._tracks:
+            fast |= track.read_power(t)
+        return fast
+
+    def stop(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+        """Per-GPU results (record entries) and warnings, once :meth:`read_end_counters` ran and sampling stopped."""
+        entries, warnings = [], []
+        for track in self._tracks:
+            entry, warning = self._finish(track, t, duration_s)
+            entries.append(entry)
+            warnings.extend(warning)
+        return entries, warnings
+
+    def _finish(self, track: _Track, t: float, duration_s: float) -> tuple[dict[str, Any], list[str]]:
+        gpu, warnings, end_mj = track.gpu, [], track.end_mj
+        track.read_power(t)
+        label = f"GPU {gpu.index} ({gpu.uuid})"
+        energy_j: float | None
+        if end_mj is not None and track.start_mj is not None and end_mj >= track.start_mj:
+            energy_j, method = mj_to_j(end_mj - track.start_mj), "counter"
+        elif len(track.samples) >= 2:
+            energy_j, method = integrate_j(track.samples), "sampled"
+            if end_mj is not None and track.start_mj is not None:
+                warnings.append(
+                    f"{label}: the energy counter went backwards ({track.start_mj} -> {end_mj} mJ, a driver "
+                    "reload?); energy was integrated from sampled power instead"
+                )
+        else:
+            energy_j, method = None, "missing"
+        complete = track.lost_at is None and track.error is None
+        if track.lost_at is not None:
+            measured_s = track.lost_at - track.samples[0][0] if track.samples else 0.0
+            warnings.append(
+                f"{label} was lost mid-window, {measured_s:.1f} s after the start: energy after that is missing"
+                + ("" if energy_j is not None else " (none could be measured)")
+            )
+        elif track.error is not None:
+            warnings.append(f"{label}: NVML failed ({track.error}); its energy is {'partial' if energy_j else 'missing'}")
+        powers = [w for _, w in track.samples]
+        measured_s = (track.samples[-1][0] - track.samples[0][0]) if len(track.samples) >= 2 else duration_s
+        if method == "counter":
+            measured_s = duration_s
+        entry = {
+            "index": gpu.index,
+            "cuda_index": gpu.cuda_index,
+            "uuid": gpu.uuid,
+            "name": gpu.name,
+            "energy_j": energy_j,
+            "method": method,
+            "mean_power_w": (energy_j / measured_s) if energy_j is not None and measured_s > 0 else None,
+            "peak_power_w": max(powers) if powers else None,
+            "samples": len(track.samples),
+            "complete": complete,
+        }
+        if gpu.mig_devices:
+            entry["mig_devices"] = list(gpu.mig_devices)
+        return entry, warnings

@@ -1,0 +1,264 @@
+"""EnergyMeter: measure one window (a task try) and produce its record.
+
+Measurement never breaks the measured code: every failure inside the meter becomes a warning in the
+record and a ``warnings.warn``; only bad configuration raises, and it does so in the constructor,
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings as _warnings
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from airflow_carbon import __version__
+from airflow_carbon import host as _host
+from airflow_carbon import nvml
+from airflow_carbon.devices import VisibleDevices, parse_visible_devices
+from airflow_carbon.emissions import DEFAULT_PUE, emissions_g, validate_pue
+from airflow_carbon.gpu import GpuWindow
+from airflow_carbon.intensity import GridIntensity, resolve_intensity
+from airflow_carbon.record import SCHEMA_VERSION
+from airflow_carbon.sampler import Sampler
+from airflow_carbon.units import j_to_kwh
+
+DEFAULT_SAMPLING_INTERVAL_S = 0.1
+"""Seconds between GPU power samples (100 ms)."""
+
+FAST_SAMPLING_DIVISOR = 10
+"""While sampled GPU power moves fast, it is sampled this many times more often (10 ms by default)."""
+
+HOST_SAMPLING_INTERVAL_S = 1.0
+"""Seconds between reads of RAPL and of the process tree's resident memory."""
+
+
+class MeterWarning(UserWarning):
+    """Something could not be measured; the record's ``warnings`` say what."""
+
+
+def _utc_iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _validate_interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.001 <= value <= 60:
+        raise ValueError(f"sampling_interval_s={value!r} is invalid; expected seconds between 0.001 and 60 (default 0.1)")
+    return float(value)
+
+
+def _validate_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={value!r} is invalid; expected a finite number >= 0")
+    return float(value)
+
+
+class EnergyMeter:
+    """Measures GPU, CPU and RAM energy between :meth:`start` and :meth:`stop`, and the CO2e it stands for.
+
+    Use as a context manager (``with EnergyMeter(location="FR") as meter: ...; meter.record``) or call
+    ``start()`` and ``stop()``. Arguments:
+
+    - ``location``: where the energy was drawn (``"FR"``, ``"US-CA"``, ``"gcp:us-central1"`` ...).
+    - ``g_per_kwh``: grid intensity (gCO2e/kWh), overriding the location's.
+    - ``pue``: power usage effectiveness of the data centre (>= 1.0, default 1.0).
+    - ``sampling_interval_s``: seconds between GPU power samples (default 0.1).
+    - ``gpu_energy``: ``"auto"`` (the energy counter where the GPU has one) or ``"sampled"`` (always
+      integrate sampled power).
+    - ``cuda_visible_devices`` / ``cuda_device_order``: default to the environment's.
+    - ``cpu_w_per_core`` (W) and ``ram_w_per_gb`` (W/GB): the estimates' coefficients.
+
+    Bad values raise ValueError here, naming the value and what is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        location: str | None = None,
+        g_per_kwh: float | None = None,
+        pue: float = DEFAULT_PUE,
+        sampling_interval_s: float = DEFAULT_SAMPLING_INTERVAL_S,
+        gpu_energy: Literal["auto", "sampled"] = "auto",
+        cuda_visible_devices: str | None = None,
+        cuda_device_order: str | None = None,
+        cpu_w_per_core: float = _host.DEFAULT_CPU_W_PER_CORE,
+        ram_w_per_gb: float = _host.DEFAULT_RAM_W_PER_GB,
+        powercap_root: str = _host.DEFAULT_POWERCAP_ROOT,
+    ) -> None:
+        self.intensity: GridIntensity = resolve_intensity(location, g_per_kwh)
+        self.pue = validate_pue(pue)
+        self.sampling_interval_s = _validate_interval(sampling_interval_s)
+        if gpu_energy not in ("auto", "sampled"):
+            raise ValueError(f"gpu_energy={gpu_energy!r} is invalid; expected 'auto' or 'sampled'")
+        self.gpu_energy = gpu_energy
+        self.visible: VisibleDevices = parse_visible_devices(
+            cuda_visible_devices if cuda_visible_devices is not None else os.environ.get("CUDA_VISIBLE_DEVICES"),
+            cuda_device_order if cuda_device_order is not None else os.environ.get("CUDA_DEVICE_ORDER"),
+        )
+        self._host = _host.HostWindow(
+            cpu_w_per_core=_validate_positive("cpu_w_per_core", cpu_w_per_core),
+            ram_w_per_gb=_validate_positive("ram_w_per_gb", ram_w_per_gb),
+            powercap_root=powercap_root,
+        )
+        self._gpu: GpuWindow | None = None
+        self._gpus: list[nvml.Gpu] = []
+        self._gpu_missing: str | None = None
+        self._sampler: Sampler | None = None
+        self._warnings: list[str] = []
+        self._t0 = self._wall0 = 0.0
+        self._next_host_t = 0.0
+        self.record: dict[str, Any] | None = None
+        """The record of the last finished window."""
+        self.sampler_cpu_s: float | None = None
+        """CPU time (s) the sampling thread used in the last window."""
+
+    # -- window ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the window: find the GPUs, read the counters, start the sampling thread. Never raises."""
+        if self._sampler is not None:
+            raise RuntimeError("this EnergyMeter is already measuring; stop() it first")
+        self._warnings = list(self.intensity.warnings)
+        self._wall0 = time.time()
+        self._open_gpus()
+        self._guard("CPU/RAM measurement failed to start", self._host.start, time.monotonic())
+        fast = self.sampling_interval_s / FAST_SAMPLING_DIVISOR if self._gpu and self._gpu.needs_fast_sampling else None
+        self._sampler = Sampler(self._tick, self.sampling_interval_s, fast_interval_s=fast)
+        self._t0 = time.monotonic()
+        self._next_host_t = self._t0 + HOST_SAMPLING_INTERVAL_S
+        if self._gpu is not None:  # last, so that the counter window starts where the task does
+            self._guard("GPU measurement failed to start", self._gpu.start, self._t0)
+        self._sampler.start()
+
+    def stop(self) -> dict[str, Any]:
+        """Close the window and return its record (also kept in ``self.record``). Never raises."""
+        if self._sampler is None:
+            raise RuntimeError("this EnergyMeter was not started")
+        t1, wall1 = time.monotonic(), time.time()
+        if self._gpu is not None:  # first, so that the counter window ends where the task does
+            self._guard("GPU measurement failed", self._gpu.read_end_counters, t1)
+        sampler, self._sampler = self._sampler, None
+        sampler.stop()
+        duration_s = t1 - self._t0
+        self.sampler_cpu_s = sampler.cpu_s
+        if sampler.error is not None:
+            self._warnings.append(f"the sampling thread stopped early: {sampler.error!r}")
+        gpu_entries: list[dict[str, Any]] = []
+        if self._gpu is not None:
+            result = self._guard("GPU measurement failed", self._gpu.stop, time.monotonic(), duration_s)
+            if result is not None:
+                gpu_entries, gpu_warnings = result
+                self._warnings.extend(gpu_warnings)
+        host = self._guard("CPU/RAM measurement failed", self._host.stop, t1, duration_s)
+        if host is not None:
+            cpu, ram, host_warnings = host
+            self._warnings.extend(host_warnings)
+        else:
+            cpu = {"energy_kwh": None, "method": "missing"}
+            ram = {"energy_kwh": None, "method": "missing"}
+        self.record = self._build_record(self._wall0, wall1, duration_s, gpu_entries, cpu, ram)
+        for message in self._warnings:
+            if not message.startswith(("CPU energy estimated", "CPU energy is RAPL")):
+                _warnings.warn(message, MeterWarning, stacklevel=2)
+        return self.record
+
+    def __enter__(self) -> EnergyMeter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()  # the measured code's exception, if any, propagates unchanged
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _open_gpus(self) -> None:
+        self._gpu, self._gpus, self._gpu_missing = None, [], None
+        if self.visible.refs == ():
+            return  # CUDA_VISIBLE_DEVICES="": no GPU for this task
+        try:
+            self._gpus, selection_warnings = nvml.visible_gpus(self.visible)
+        except nvml.NvmlError as exc:
+            # No NVIDIA driver library at all means CUDA cannot reach a GPU either: a CPU-only host, and
+            # 0 GPU energy is exact. A driver that is there but fails leaves the GPU energy missing.
+            if not (exc.library_not_found and self.visible.refs is None):
+                self._gpu_missing = f"GPU energy is missing: {exc}"
+                self._warnings.append(self._gpu_missing)
+            return
+        except Exception as exc:  # pragma: no cover - defensive: never break the task
+            self._gpu_missing = f"GPU energy is missing: {exc!r}"
+            self._warnings.append(self._gpu_missing)
+            return
+        self._warnings.extend(selection_warnings)
+        self._gpu = GpuWindow(self._gpus, use_counter=self.gpu_energy == "auto")
+
+    def _tick(self, t: float) -> bool:
+        fast = self._gpu.sample(t) if self._gpu is not None else False
+        if t >= self._next_host_t:
+            self._host.sample(t)
+            self._next_host_t = t + HOST_SAMPLING_INTERVAL_S
+        return fast
+
+    def _guard(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self._warnings.append(f"{what}: {exc!r}")
+            return None
+
+    def _build_record(
+        self,
+        wall0: float,
+        wall1: float,
+        duration_s: float,
+        gpu_entries: list[dict[str, Any]],
+        cpu: dict[str, Any],
+        ram: dict[str, Any],
+    ) -> dict[str, Any]:
+        gpu_component = _gpu_component(gpu_entries, self._gpu_missing)
+        components = {"gpu": gpu_component, "cpu": cpu, "ram": ram}
+        energy_kwh = sum(c["energy_kwh"] for c in components.values() if c["energy_kwh"] is not None)
+        missing = [name for name, c in components.items() if c["energy_kwh"] is None]
+        if missing:
+            self._warnings.append(f"energy_kwh leaves out {', '.join(missing)}: not measured (see above)")
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "started_at": _utc_iso(wall0),
+            "ended_at": _utc_iso(wall1),
+            "duration_s": duration_s,
+            "energy_kwh": energy_kwh,
+            "components": components,
+            "gpus": gpu_entries,
+            "pue": self.pue,
+            "intensity": self.intensity.to_dict(),
+            "emissions_g": emissions_g(energy_kwh, self.intensity.g_per_kwh, self.pue),
+            "hardware_used": hardware_used(gpu_entries),
+            "host": _host.hostname(),
+            "measured_by": {"package": "airflow-carbon", "version": __version__},
+            "warnings": list(self._warnings),
+        }
+
+
+def _gpu_component(entries: list[dict[str, Any]], missing: str | None) -> dict[str, Any]:
+    if missing:
+        return {"energy_kwh": None, "method": "missing"}
+    if not entries:
+        return {"energy_kwh": 0.0, "method": "none"}
+    methods = {e["method"] for e in entries}
+    known = [e["energy_j"] for e in entries if e["energy_j"] is not None]
+    if not known:
+        return {"energy_kwh": None, "method": "missing"}
+    method = methods.pop() if len(methods) == 1 else "mixed"
+    return {"energy_kwh": j_to_kwh(sum(known)), "method": method}
+
+
+def hardware_used(gpu_entries: list[dict[str, Any]]) -> str:
+    """E.g. '2 x NVIDIA H200, 1 x AMD EPYC 7763 64-Core Processor' (GPUs measured, CPU sockets)."""
+    parts = [f"{n} x {name}" for name, n in Counter(e["name"] for e in gpu_entries).items()]
+    parts.append(f"{_host.cpu_sockets()} x {_host.cpu_model()}")
+    return ", ".join(parts)
+
+
+def measure(**kwargs: Any) -> EnergyMeter:
+    """An :class:`EnergyMeter` to use as a context manager: ``with measure(location="FR") as m: ...``."""
+    return EnergyMeter(**kwargs)

@@ -1,0 +1,229 @@
+"""NVML access: the only module that imports pynvml (the official ``nvidia-ml-py`` bindings).
+
+NVML is initialised lazily, once per process, on first use; importing this module costs nothing.
+Every pynvml error leaves here as :class:`NvmlError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from airflow_carbon.devices import VisibleDevices
+
+_NOT_SUPPORTED = 3
+_GPU_IS_LOST = 15
+_NOT_FOUND = 6
+_LIBRARY_NOT_FOUND = 12
+
+_init_lock = threading.Lock()
+_initialised = False
+
+T = TypeVar("T")
+
+
+class NvmlError(RuntimeError):
+    """NVML is missing or a call failed; ``code`` is NVML's return code when there is one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def gpu_lost(self) -> bool:
+        return self.code == _GPU_IS_LOST
+
+    @property
+    def library_not_found(self) -> bool:
+        return self.code == _LIBRARY_NOT_FOUND
+
+    @property
+    def not_supported(self) -> bool:
+        return self.code == _NOT_SUPPORTED
+
+
+def _call(fn: Callable[..., T], *args: Any) -> T:
+    import pynvml
+
+    try:
+        return fn(*args)
+    except pynvml.NVMLError as exc:
+        raise NvmlError(f"{fn.__name__}: {exc}", getattr(exc, "value", None)) from None
+
+
+def init() -> Any:
+    """Initialise NVML once per process and return the pynvml module; raise NvmlError if unavailable."""
+    global _initialised
+    try:
+        import pynvml
+    except ImportError:
+        raise NvmlError("pynvml is not installed (pip install nvidia-ml-py)") from None
+    if _initialised:
+        return pynvml
+    with _init_lock:
+        if not _initialised:
+            try:
+                pynvml.nvmlInit()
+            except pynvml.NVMLError as exc:
+                raise NvmlError(f"NVML is not available: {exc}", getattr(exc, "value", None)) from None
+            _initialised = True
+    return pynvml
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A physical GPU the task can see. ``index`` is NVML's (PCI bus order), ``cuda_index`` the task's."""
+
+    index: int
+    uuid: str
+    name: str
+    handle: Any = field(repr=False, compare=False)
+    cuda_index: int | None = None
+    mig_devices: tuple[str, ...] = ()
+
+
+@dataclass
+class _Physical:
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    compute_capability: tuple[int, int]
+    mig_uuids: tuple[str, ...]
+
+
+def _physical_gpus(nvml: Any) -> list[_Physical]:
+    gpus = []
+    for index in range(_call(nvml.nvmlDeviceGetCount)):
+        handle = _call(nvml.nvmlDeviceGetHandleByIndex, index)
+        try:
+            capability = tuple(_call(nvml.nvmlDeviceGetCudaComputeCapability, handle))
+        except NvmlError:
+            capability = (0, 0)
+        gpus.append(
+            _Physical(
+                index=index,
+                handle=handle,
+                uuid=_call(nvml.nvmlDeviceGetUUID, handle),
+                name=_call(nvml.nvmlDeviceGetName, handle),
+                compute_capability=capability,  # type: ignore[arg-type]
+                mig_uuids=_mig_uuids(nvml, handle),
+            )
+        )
+    return gpus
+
+
+def _mig_uuids(nvml: Any, handle: Any) -> tuple[str, ...]:
+    try:
+        current, _pending = _call(nvml.nvmlDeviceGetMigMode, handle)
+        if not current:
+            return ()
+        uuids = []
+        for slot in range(_call(nvml.nvmlDeviceGetMaxMigDeviceCount, handle)):
+            try:
+                mig = _call(nvml.nvmlDeviceGetMigDeviceHandleByIndex, handle, slot)
+            except NvmlError:
+                continue  # an empty slot
+            uuids.append(_call(nvml.nvmlDeviceGetUUID, mig))
+        return tuple(uuids)
+    except NvmlError:
+        return ()  # no MIG support on this GPU or driver
+
+
+def _cuda_order(gpus: list[_Physical], order: str) -> list[_Physical]:
+    if order == "PCI_BUS_ID":
+        return list(gpus)  # NVML enumerates in PCI bus order
+    # CUDA's default FASTEST_FIRST: approximated by compute capability, ties in PCI order.
+    return sorted(gpus, key=lambda g: (-g.compute_capability[0], -g.compute_capability[1], g.index))
+
+
+def _match_uuid(prefix: str, uuids: list[str]) -> list[str]:
+    wanted = prefix.lower()
+    return [u for u in uuids if u.lower().startswith(wanted)]
+
+
+def visible_gpus(visible: VisibleDevices) -> tuple[list[Gpu], list[str]]:
+    """The physical GPUs behind ``visible``, in the task's CUDA order, and warnings about the selection.
+
+    A MIG slice resolves to its parent GPU (NVML reports power and energy only for whole GPUs).
+    Raises NvmlError when NVML itself is unavailable.
+    """
+    nvml = init()
+    physical = _physical_gpus(nvml)
+    ordered = _cuda_order(physical, visible.order)
+    warnings: list[str] = []
+    if visible.order == "FASTEST_FIRST" and len({g.name for g in physical}) > 1 and visible.refs:
+        warnings.append(
+            "GPUs of different models and CUDA_DEVICE_ORDER is FASTEST_FIRST: the CUDA index order was "
+            "approximated by compute capability; set CUDA_DEVICE_ORDER=PCI_BUS_ID for an exact mapping"
+        )
+    if visible.refs is None:
+        chosen = [(g, i, g.mig_uuids) for i, g in enumerate(ordered)]
+    else:
+        chosen = []
+        for position, ref in enumerate(visible.refs):
+            hit = _resolve_ref(ref, ordered, physical)
+            if isinstance(hit, str):
+                # CUDA ignores the entry that does not resolve and every entry after it.
+                warnings.append(f"CUDA_VISIBLE_DEVICES entry {str(ref)!r}: {hit}; it and later entries are ignored")
+                break
+            chosen.append((hit[0], position, hit[1]))  # the task sees its n-th visible device as cuda:n
+    merged: dict[int, Gpu] = {}
+    for gpu, cuda_index, migs in chosen:
+        previous = merged.get(gpu.index)
+        migs = (previous.mig_devices if previous else ()) + tuple(m for m in migs if m)
+        merged[gpu.index] = Gpu(
+            index=gpu.index,
+            uuid=gpu.uuid,
+            name=gpu.name,
+            handle=gpu.handle,
+            cuda_index=previous.cuda_index if previous else cuda_index,
+            mig_devices=migs,
+        )
+    gpus = list(merged.values())
+    for gpu in gpus:
+        if gpu.mig_devices:
+            warnings.append(
+                f"GPU {gpu.index} ({gpu.uuid}) is in MIG mode: its energy is the whole GPU's, shared by all "
+                f"its MIG slices, not only the {len(gpu.mig_devices)} given to this task"
+            )
+    return gpus, warnings
+
+
+def _resolve_ref(ref: Any, ordered: list[_Physical], physical: list[_Physical]) -> tuple[_Physical, tuple[str, ...]] | str:
+    """The physical GPU (and MIG slice UUIDs) behind one CUDA_VISIBLE_DEVICES entry, or why there is none."""
+    if ref.index is not None:
+        if ref.index >= len(ordered):
+            return f"index {ref.index} is out of range (this host has {len(ordered)} GPU(s))"
+        return ordered[ref.index], ()
+    if ref.is_mig:
+        uuid = ref.uuid
+        if uuid.upper().startswith("MIG-GPU-"):  # MIG-GPU-<parent uuid>/<gi>/<ci>, pre-R470 form
+            parent_uuid = uuid[4:].split("/")[0]
+            parents = [g for g in physical if g.uuid.lower() == parent_uuid.lower()]
+            return (parents[0], (uuid,)) if parents else f"no GPU has UUID {parent_uuid}"
+        owners = [(g, m) for g in physical for m in _match_uuid(uuid, list(g.mig_uuids))]
+        if len(owners) != 1:
+            return "no MIG device has this UUID" if not owners else "this UUID prefix matches several MIG devices"
+        return owners[0][0], (owners[0][1],)
+    matches = [g for g in ordered if g.uuid.lower().startswith(ref.uuid.lower())]
+    if len(matches) != 1:
+        return "no GPU has this UUID" if not matches else "this UUID prefix matches several GPUs"
+    return matches[0], ()
+
+
+def energy_mj(handle: Any) -> int | None:
+    """The GPU's total-energy counter in mJ since the driver loaded, or None where it has none (pre-Volta)."""
+    nvml = init()
+    try:
+        return int(_call(nvml.nvmlDeviceGetTotalEnergyConsumption, handle))
+    except NvmlError as exc:
+        if exc.not_supported:
+            return None
+        raise
+
+
+def power_mw(handle: Any) -> int:
+    """The GPU's power draw in mW, as NVML reports it."""
+    return int(_call(init().nvmlDeviceGetPowerUsage, handle))

@@ -1,0 +1,34 @@
+"""Unit conversions, in one place: energy in J and kWh, power in W and mW, memory in bytes and GB."""
+
+from __future__ import annotations
+
+J_PER_KWH = 3.6e6
+"""Joules in one kilowatt-hour."""
+
+BYTES_PER_GB = 1e9
+"""Bytes in one (decimal) gigabyte."""
+
+
+def j_to_kwh(energy_j: float) -> float:
+    """Convert energy from J to kWh."""
+    return energy_j / J_PER_KWH
+
+
+def kwh_to_j(energy_kwh: float) -> float:
+    """Convert energy from kWh to J."""
+    return energy_kwh * J_PER_KWH
+
+
+def mj_to_j(energy_mj: float) -> float:
+    """Convert energy from mJ (NVML's counter unit) to J."""
+    return energy_mj / 1000.0
+
+
+def mw_to_w(power_mw: float) -> float:
+    """Convert power from mW (NVML's power unit) to W."""
+    return power_mw / 1000.0
+
+
+def uj_to_j(energy_uj: float) -> float:
+    """Convert energy from µJ (RAPL's unit) to J."""
+    return energy_uj / 1e6
