@@ -91,16 +91,32 @@ class GpuWindow:
 
     def stop(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
         """Per-GPU results (record entries) and warnings, once :meth:`read_end_counters` ran and sampling stopped."""
-        entries, warnings = [], []
         for track in self._tracks:
-            entry, warning = self._finish(track, t, duration_s)
+            track.read_power(t)
+        return self._entries(duration_s, [track.end_mj for track in self._tracks])
+
+    def snapshot(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+        """Results so far, without closing the window (call it from the sampling thread)."""
+        now_mj = []
+        for track in self._tracks:
+            try:
+                usable = track.start_mj is not None and track.lost_at is None and track.error is None
+                now_mj.append(nvml.energy_mj(track.gpu.handle) if usable else None)
+            except nvml.NvmlError:
+                now_mj.append(None)
+        return self._entries(duration_s, now_mj)
+
+    def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[dict[str, Any]], list[str]]:
+        entries, warnings = [], []
+        for track, end in zip(self._tracks, end_mj):
+            entry, warning = self._finish(track, end, duration_s)
             entries.append(entry)
             warnings.extend(warning)
         return entries, warnings
 
-    def _finish(self, track: _Track, t: float, duration_s: float) -> tuple[dict[str, Any], list[str]]:
-        gpu, warnings, end_mj = track.gpu, [], track.end_mj
-        track.read_power(t)
+    @staticmethod
+    def _finish(track: _Track, end_mj: int | None, duration_s: float) -> tuple[dict[str, Any], list[str]]:
+        gpu, warnings = track.gpu, []
         label = f"GPU {gpu.index} ({gpu.uuid})"
         energy_j: float | None
         if end_mj is not None and track.start_mj is not None and end_mj >= track.start_mj:

@@ -169,7 +169,7 @@ def hostname() -> str:
 
 @dataclass
 class HostWindow:
-    """CPU and RAM energy of this process tree between :meth:`start` and :meth:`stop`."""
+    """CPU and RAM energy of this process tree from :meth:`start` to each :meth:`read`."""
 
     cpu_w_per_core: float = DEFAULT_CPU_W_PER_CORE
     ram_w_per_gb: float = DEFAULT_RAM_W_PER_GB
@@ -198,8 +198,8 @@ class HostWindow:
         self._rss.append((t, rss_bytes))
         return cpu_s
 
-    def stop(self, t: float, duration_s: float) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-        """The cpu and ram components of the record, and warnings."""
+    def read(self, t: float, duration_s: float) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """The cpu and ram components of the record so far, and warnings (the window stays open)."""
         cpu_time_s = max(0.0, self.sample(t) - self._cpu_start_s)
         warnings = list(self._errors)
         if self._zones:

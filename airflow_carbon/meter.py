@@ -13,7 +13,7 @@ import time
 import warnings as _warnings
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from airflow_carbon import __version__
 from airflow_carbon import host as _host
@@ -31,6 +31,9 @@ DEFAULT_SAMPLING_INTERVAL_S = 0.1
 
 FAST_SAMPLING_DIVISOR = 10
 """While sampled GPU power moves fast, it is sampled this many times more often (10 ms by default)."""
+
+DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+"""Seconds between checkpoints of the running record (when a checkpoint callback is given)."""
 
 HOST_SAMPLING_INTERVAL_S = 1.0
 """Seconds between reads of RAPL and of the process tree's resident memory."""
@@ -70,6 +73,8 @@ class EnergyMeter:
       integrate sampled power).
     - ``cuda_visible_devices`` / ``cuda_device_order``: default to the environment's.
     - ``cpu_w_per_core`` (W) and ``ram_w_per_gb`` (W/GB): the estimates' coefficients.
+    - ``on_checkpoint``: called from the sampling thread every ``checkpoint_interval_s`` (default 60 s)
+      with the record so far, so a process that is killed loses at most one interval.
 
     Bad values raise ValueError here, naming the value and what is accepted.
     """
@@ -87,6 +92,8 @@ class EnergyMeter:
         cpu_w_per_core: float = _host.DEFAULT_CPU_W_PER_CORE,
         ram_w_per_gb: float = _host.DEFAULT_RAM_W_PER_GB,
         powercap_root: str = _host.DEFAULT_POWERCAP_ROOT,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
     ) -> None:
         self.intensity: GridIntensity = resolve_intensity(location, g_per_kwh)
         self.pue = validate_pue(pue)
@@ -103,6 +110,11 @@ class EnergyMeter:
             ram_w_per_gb=_validate_positive("ram_w_per_gb", ram_w_per_gb),
             powercap_root=powercap_root,
         )
+        if on_checkpoint is not None:
+            _validate_positive("checkpoint_interval_s", checkpoint_interval_s)
+        self._on_checkpoint = on_checkpoint
+        self.checkpoint_interval_s = float(checkpoint_interval_s)
+        self._next_checkpoint_t = math.inf
         self._gpu: GpuWindow | None = None
         self._gpus: list[nvml.Gpu] = []
         self._gpu_missing: str | None = None
@@ -128,6 +140,8 @@ class EnergyMeter:
         self._sampler = Sampler(self._tick, self.sampling_interval_s, fast_interval_s=fast)
         self._t0 = time.monotonic()
         self._next_host_t = self._t0 + HOST_SAMPLING_INTERVAL_S
+        if self._on_checkpoint is not None:
+            self._next_checkpoint_t = self._t0 + self.checkpoint_interval_s
         if self._gpu is not None:  # last, so that the counter window starts where the task does
             self._guard("GPU measurement failed to start", self._gpu.start, self._t0)
         self._sampler.start()
@@ -151,14 +165,14 @@ class EnergyMeter:
             if result is not None:
                 gpu_entries, gpu_warnings = result
                 self._warnings.extend(gpu_warnings)
-        host = self._guard("CPU/RAM measurement failed", self._host.stop, t1, duration_s)
+        host = self._guard("CPU/RAM measurement failed", self._host.read, t1, duration_s)
         if host is not None:
             cpu, ram, host_warnings = host
             self._warnings.extend(host_warnings)
         else:
             cpu = {"energy_kwh": None, "method": "missing"}
             ram = {"energy_kwh": None, "method": "missing"}
-        self.record = self._build_record(self._wall0, wall1, duration_s, gpu_entries, cpu, ram)
+        self.record = self._build_record(wall1, duration_s, gpu_entries, cpu, ram, self._warnings)
         for message in self._warnings:
             if not message.startswith(("CPU energy estimated", "CPU energy is RAPL")):
                 _warnings.warn(message, MeterWarning, stacklevel=2)
@@ -197,7 +211,27 @@ class EnergyMeter:
         if t >= self._next_host_t:
             self._host.sample(t)
             self._next_host_t = t + HOST_SAMPLING_INTERVAL_S
+        if t >= self._next_checkpoint_t:
+            self._next_checkpoint_t = t + self.checkpoint_interval_s
+            self._checkpoint(t)
         return fast
+
+    def _checkpoint(self, t: float) -> None:
+        """Hand the record so far to ``on_checkpoint``; runs on the sampling thread, never raises."""
+        try:
+            duration_s = t - self._t0
+            warnings = list(self._warnings)
+            gpu_entries: list[dict[str, Any]] = []
+            if self._gpu is not None:
+                gpu_entries, gpu_warnings = self._gpu.snapshot(t, duration_s)
+                warnings.extend(gpu_warnings)
+            cpu, ram, host_warnings = self._host.read(t, duration_s)
+            warnings.extend(host_warnings)
+            record = self._build_record(self._wall0 + duration_s, duration_s, gpu_entries, cpu, ram, warnings)
+            record["warnings"].append(f"checkpoint after {duration_s:.0f} s: the window was still open")
+            self._on_checkpoint(record)  # type: ignore[misc]
+        except Exception as exc:
+            self._warnings.append(f"a checkpoint failed: {exc!r}")
 
     def _guard(self, what: str, fn: Any, *args: Any) -> Any:
         try:
@@ -208,22 +242,22 @@ class EnergyMeter:
 
     def _build_record(
         self,
-        wall0: float,
         wall1: float,
         duration_s: float,
         gpu_entries: list[dict[str, Any]],
         cpu: dict[str, Any],
         ram: dict[str, Any],
+        warnings: list[str],
     ) -> dict[str, Any]:
         gpu_component = _gpu_component(gpu_entries, self._gpu_missing)
         components = {"gpu": gpu_component, "cpu": cpu, "ram": ram}
         energy_kwh = sum(c["energy_kwh"] for c in components.values() if c["energy_kwh"] is not None)
         missing = [name for name, c in components.items() if c["energy_kwh"] is None]
         if missing:
-            self._warnings.append(f"energy_kwh leaves out {', '.join(missing)}: not measured (see above)")
+            warnings.append(f"energy_kwh leaves out {', '.join(missing)}: not measured (see above)")
         return {
             "schema_version": SCHEMA_VERSION,
-            "started_at": _utc_iso(wall0),
+            "started_at": _utc_iso(self._wall0),
             "ended_at": _utc_iso(wall1),
             "duration_s": duration_s,
             "energy_kwh": energy_kwh,
@@ -235,7 +269,7 @@ class EnergyMeter:
             "hardware_used": hardware_used(gpu_entries),
             "host": _host.hostname(),
             "measured_by": {"package": "airflow-carbon", "version": __version__},
-            "warnings": list(self._warnings),
+            "warnings": list(warnings),
         }
 
 

@@ -30,7 +30,7 @@ def test_rapl_sums_packages_and_handles_counter_wrap(tmp_path):
     window.sample(1.0)
     (p0 / "energy_uj").write_text("150000000\n")
     (p1 / "energy_uj").write_text("25000000\n")
-    cpu, _ram, warnings = window.stop(2.0, 2.0)
+    cpu, _ram, warnings = window.read(2.0, 2.0)
     expected_j = (143_328_850 + 150_000_000 + 20_000_000) / 1e6
     assert cpu["method"] == "rapl" and cpu["packages"] == 2
     assert cpu["energy_kwh"] * J_PER_KWH == pytest.approx(expected_j)
@@ -40,7 +40,7 @@ def test_rapl_sums_packages_and_handles_counter_wrap(tmp_path):
 def test_unreadable_rapl_falls_back_to_an_estimate_that_says_why(tmp_path):
     window = HostWindow(powercap_root=str(tmp_path / "absent"), cpu_w_per_core=10.0)
     window.start(time.monotonic())
-    cpu, ram, warnings = window.stop(time.monotonic(), 0.1)
+    cpu, ram, warnings = window.read(time.monotonic(), 0.1)
     assert cpu["method"] == "estimated" and cpu["w_per_core"] == 10.0
     assert ram["method"] == "estimated"
     assert any("estimated" in w and "does not exist" in w for w in warnings)
@@ -53,7 +53,7 @@ def test_estimate_counts_a_child_process_cpu_time(tmp_path):
     window.start(t0)
     subprocess.run([sys.executable, "-c", burn], check=True)
     t1 = time.monotonic()
-    cpu, _ram, _ = window.stop(t1, t1 - t0)
+    cpu, _ram, _ = window.read(t1, t1 - t0)
     assert cpu["cpu_time_s"] >= 0.6
     assert cpu["energy_kwh"] * J_PER_KWH == pytest.approx(cpu["cpu_time_s"] * 10.0)
 
@@ -68,7 +68,7 @@ def test_ram_follows_the_process_tree_not_the_host(tmp_path):
     window.sample(time.monotonic())  # the child is alive and holds 400 MB
     child.wait()
     t1 = time.monotonic()
-    _cpu, ram, _ = window.stop(t1, t1 - t0)
+    _cpu, ram, _ = window.read(t1, t1 - t0)
     import psutil
 
     host_gb = psutil.virtual_memory().used / 1e9

@@ -152,3 +152,15 @@ def test_bad_configuration_fails_before_measuring():
         EnergyMeter(sampling_interval_s=0)
     with pytest.raises(ValueError, match="gpu_energy='guess'"):
         EnergyMeter(gpu_energy="guess")
+
+
+def test_checkpoints_hand_over_the_running_record(fake_gpu):
+    fake_gpu("count=1; power=const:100")
+    checkpoints = []
+    meter = EnergyMeter(g_per_kwh=100, on_checkpoint=checkpoints.append, checkpoint_interval_s=0.3)
+    record, _, _ = _window(meter, 1.0)
+    assert len(checkpoints) >= 2
+    energies = [validate_record(c)["gpus"][0]["energy_j"] for c in checkpoints]
+    assert energies == sorted(energies) and energies[-1] < record["gpus"][0]["energy_j"]
+    assert checkpoints[0]["gpus"][0]["energy_j"] == pytest.approx(100 * checkpoints[0]["duration_s"], rel=0.02)
+    assert "the window was still open" in checkpoints[0]["warnings"][-1]
