@@ -22,8 +22,17 @@ setup: $(STAMP)
 test: setup
 	$(PY) -m pytest
 
+# The embedded default: SQLite metadata DB in .airflow/ (git-ignored), the example DAG run with
+# `airflow dags test`, then its per-task energy and emissions.
+DEMO_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False
+
 demo: setup
-	$(VENV)/bin/airflow-carbon measure --location FR -- $(PY) examples/train_mlp.py
+	@mkdir -p .airflow
+	$(DEMO_ENV) $(VENV)/bin/airflow db migrate > .airflow/migrate.log 2>&1 || { cat .airflow/migrate.log; exit 1; }
+	$(DEMO_ENV) $(VENV)/bin/airflow dags test carbon_training > .airflow/dags-test.log 2>&1 || { tail -50 .airflow/dags-test.log; exit 1; }
+	@echo "airflow dags test carbon_training: done (log: .airflow/dags-test.log)"
+	@$(DEMO_ENV) $(PY) -m airflow_carbon.run_records carbon_training
 
 bench: setup
 	$(PY) bench/run.py

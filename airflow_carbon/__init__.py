@@ -20,6 +20,11 @@ _EXPORTS = {
     "RecordError": "airflow_carbon.record",
     "load_record": "airflow_carbon.record",
     "validate_record": "airflow_carbon.record",
+    # Airflow layer (importing these imports Airflow)
+    "CarbonOperator": "airflow_carbon.operators.carbon",
+    "CarbonTrackingMixin": "airflow_carbon.operators.carbon",
+    "tracked": "airflow_carbon.operators.carbon",
+    "XCOM_KEY": "airflow_carbon.task_tracking",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -27,6 +32,8 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from airflow_carbon.intensity import GridIntensity, UnknownLocationError, resolve_intensity
     from airflow_carbon.meter import EnergyMeter, MeterWarning, measure
+    from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked
+    from airflow_carbon.task_tracking import XCOM_KEY
     from airflow_carbon.record import RecordError, load_record, validate_record
 
 

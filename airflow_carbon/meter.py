@@ -47,9 +47,10 @@ def _utc_iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _validate_interval(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.001 <= value <= 60:
-        raise ValueError(f"sampling_interval_s={value!r} is invalid; expected seconds between 0.001 and 60 (default 0.1)")
+def validate_interval_s(name: str, value: object, low_s: float, high_s: float) -> float:
+    """Return ``value`` (seconds) as a float, or raise ValueError naming it and the accepted range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low_s <= value <= high_s:
+        raise ValueError(f"{name}={value!r} is invalid; expected seconds between {low_s:g} and {high_s:g}")
     return float(value)
 
 
@@ -97,7 +98,7 @@ class EnergyMeter:
     ) -> None:
         self.intensity: GridIntensity = resolve_intensity(location, g_per_kwh)
         self.pue = validate_pue(pue)
-        self.sampling_interval_s = _validate_interval(sampling_interval_s)
+        self.sampling_interval_s = validate_interval_s("sampling_interval_s", sampling_interval_s, 0.001, 60)
         if gpu_energy not in ("auto", "sampled"):
             raise ValueError(f"gpu_energy={gpu_energy!r} is invalid; expected 'auto' or 'sampled'")
         self.gpu_energy = gpu_energy
@@ -111,7 +112,7 @@ class EnergyMeter:
             powercap_root=powercap_root,
         )
         if on_checkpoint is not None:
-            _validate_positive("checkpoint_interval_s", checkpoint_interval_s)
+            validate_interval_s("checkpoint_interval_s", checkpoint_interval_s, 0.01, 86_400)
         self._on_checkpoint = on_checkpoint
         self.checkpoint_interval_s = float(checkpoint_interval_s)
         self._next_checkpoint_t = math.inf

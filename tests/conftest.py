@@ -1,10 +1,38 @@
-"""Shared fixtures. `fake_gpu(config)` activates the simulated GPU (tests/fake_nvml) for one test."""
+"""Shared fixtures. `fake_gpu(config)` activates the simulated GPU (tests/fake_nvml) for one test;
+`airflow_dags` is a real Airflow (SQLite metadata DB in a temporary AIRFLOW_HOME) with tests/dags parsed."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 import fake_nvml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Before anything imports Airflow: a private AIRFLOW_HOME, never the user's.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-carbon-tests-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "tests" / "dags")
+for _name in [k for k in os.environ if k.startswith("AIRFLOW__CARBON__")]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def airflow_dags():
+    """The DagBag of tests/dags, after migrating a fresh metadata DB (paid once per session)."""
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag
 
 
 @pytest.fixture

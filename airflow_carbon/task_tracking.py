@@ -1,0 +1,136 @@
+"""Airflow layer: one record per task try, every try kept, handed downstream through XCom.
+
+Airflow clears a task instance's XComs when a new try starts, so a plain XCom would lose the energy of
+failed tries. The records of every try are kept in the task state store (``context["task_state_store"]``,
+Airflow 3.3+, which survives retries) under :data:`STATE_KEY`, and each try pushes the whole list under
+the XCom key :data:`XCOM_KEY`: the last try's XCom holds every try. A running try checkpoints its record
+into the store every ``checkpoint_interval_s``, so a try that is killed (OOM, worker lost) without
+running its ``finally`` loses at most one interval; the next try marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+from airflow_carbon.settings import CarbonSettings
+
+XCOM_KEY = "carbon_records"
+"""XCom key of a tracked task's records: a list, one per try so far (the last try's value holds all)."""
+
+STATE_KEY = "airflow_carbon.records"
+"""Task state store key of the same list, which survives retries."""
+
+log = logging.getLogger(__name__)
+
+
+def _fmt_energy(record: dict[str, Any]) -> str:
+    parts = []
+    for name, component in record["components"].items():
+        kwh = component["energy_kwh"]
+        parts.append(f"{name} {'missing' if kwh is None else f'{kwh * 3.6e6:.1f} J'} [{component['method']}]")
+    return ", ".join(parts)
+
+
+class TaskTracker:
+    """Measures one try of a task: :meth:`start` before its work, :meth:`finish` after, whatever happens."""
+
+    def __init__(self, settings: CarbonSettings, context: Any) -> None:
+        self.settings = settings
+        self.context = context
+        self.ti = context["ti"]
+        self.store = context.get("task_state_store")
+        self.meter = None
+        self.previous: list[dict[str, Any]] = []
+
+    def identity(self) -> dict[str, Any]:
+        ti = self.ti
+        task = getattr(ti, "task", None)
+        identity = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": getattr(ti, "map_index", -1),
+            "try_number": ti.try_number,  # context["try_number"] is None at run time in 3.3
+            "hostname": getattr(ti, "hostname", None),
+            "queue": getattr(task, "queue", None),
+        }
+        if self.settings.training_type:
+            identity["training_type"] = self.settings.training_type
+        return identity
+
+    def start(self) -> None:
+        """Load the earlier tries' records and start measuring. Never raises."""
+        try:
+            self.previous = self._earlier_tries()
+            checkpoint = self._checkpoint if self.store is not None else None
+            self.meter = self.settings.meter(on_checkpoint=checkpoint)
+            self.meter.start()
+        except Exception as exc:  # measurement must never break the task
+            self.meter = None
+            warnings.warn(f"airflow-carbon could not start measuring: {exc!r}", stacklevel=2)
+
+    def finish(self, status: str) -> list[dict[str, Any]]:
+        """Stop measuring, keep this try's record beside the earlier ones, push them all. Never raises."""
+        if self.meter is None:
+            return self.previous
+        try:
+            record = self._annotate(self.meter.stop(), status)
+        except Exception as exc:  # pragma: no cover - stop() itself never raises
+            warnings.warn(f"airflow-carbon could not finish measuring: {exc!r}", stacklevel=2)
+            return self.previous
+        records = [*self.previous, record]
+        self._save(records)
+        try:
+            self.ti.xcom_push(key=XCOM_KEY, value=records)
+        except Exception as exc:
+            warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
+        log.info(
+            "airflow-carbon: try %s %s: %.4g gCO2e; %s; %s",
+            record["task"]["try_number"], status, record["emissions_g"], _fmt_energy(record),
+            "; ".join(record["warnings"]) or "no warnings",
+        )
+        return records
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _annotate(self, record: dict[str, Any], status: str) -> dict[str, Any]:
+        record["task"] = self.identity()
+        record["status"] = status
+        return record
+
+    def _earlier_tries(self) -> list[dict[str, Any]]:
+        if self.store is None:
+            return []
+        stored = self.store.get(STATE_KEY) or []
+        this_try = self.ti.try_number
+        earlier = [r for r in stored if isinstance(r, dict) and r.get("task", {}).get("try_number", 0) < this_try]
+        for record in earlier:
+            if record.get("status") == "running":  # its process died without finishing: killed
+                record["status"] = "interrupted"
+                record["warnings"] = [
+                    *record.get("warnings", []),
+                    "this try was killed (OOM, worker lost): energy after its last checkpoint "
+                    f"(at most {self.settings.checkpoint_interval_s:g} s) is missing",
+                ]
+        return earlier
+
+    def _checkpoint(self, record: dict[str, Any]) -> None:
+        self._save([*self.previous, self._annotate(record, "running")])
+
+    def _save(self, records: list[dict[str, Any]]) -> None:
+        if self.store is None:
+            return
+        try:
+            from airflow.sdk import NEVER_EXPIRE
+
+            self.store.set(STATE_KEY, records, retention=NEVER_EXPIRE)
+        except Exception as exc:
+            warnings.warn(f"airflow-carbon could not save its records in the task state store: {exc!r}", stacklevel=2)
+
+
+def status_of(exc: BaseException | None) -> str:
+    """The try's outcome for the record: success, skipped or failed."""
+    if exc is None:
+        return "success"
+    return "skipped" if any(c.__name__ == "AirflowSkipException" for c in type(exc).__mro__) else "failed"

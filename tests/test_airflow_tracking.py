@@ -1,0 +1,132 @@
+"""The Airflow layer in a real Airflow: DAG files from tests/dags run with dag.test(), records read back
+from the metadata database's XComs, the tracked tasks running against the simulated GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_carbon import XCOM_KEY, validate_record
+
+
+def _run(airflow_dags, dag_id):
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.run_records import run_records
+
+    run = airflow_dags.get_dag(dag_id).test()
+    with create_session() as session:
+        records = run_records(dag_id, run.run_id, session)
+    for record in records:
+        validate_record(record)
+    return run, records
+
+
+def _by_task(records):
+    return {(r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"]): r for r in records}
+
+
+def test_mapped_decorated_task_records_every_instance(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:300")
+    run, records = _run(airflow_dags, "carbon_mapped")
+    assert run.state == "success"
+    got = _by_task(records)
+    assert set(got) == {("train", 0, 1), ("train", 1, 1), ("train", 2, 1), ("train_once", -1, 1)}
+    for record in records:
+        assert record["status"] == "success"
+        assert record["gpus"][0]["method"] == "counter" and record["gpus"][0]["energy_j"] > 0
+        assert record["intensity"]["location"] == "FR"
+        assert record["task"]["dag_id"] == "carbon_mapped" and record["task"]["run_id"] == run.run_id
+        assert record["task"]["training_type"] == "fine-tuning"
+    assert got[("train_once", -1, 1)]["pue"] == 1.2  # .override() reaches the meter
+
+
+def test_mapped_task_return_values_still_flow_downstream(airflow_dags, fake_gpu):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    fake_gpu("count=1; power=const:100")
+    run = airflow_dags.get_dag("carbon_mapped").test()
+    with create_session() as session:
+        collected = session.scalars(
+            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "collect", XComModel.key == "return_value")
+        ).one()
+        label = session.scalars(
+            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "train", XComModel.map_index == 0, XComModel.key == "label")
+        ).one()
+        assert XComModel.deserialize_value(collected) == [0.001, 0.01, 0.1]  # multiple_outputs -> "lr"
+        assert XComModel.deserialize_value(label) == run.run_id  # templated argument rendered
+
+
+def test_a_failed_try_is_kept_in_the_last_tries_xcom(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:200")
+    run, records = _run(airflow_dags, "carbon_flaky")
+    assert run.state == "success"
+    assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "failed"), (2, "success")]
+    assert all(r["components"]["gpu"]["energy_kwh"] > 0 and r["intensity"]["location"] == "CA-QC" for r in records)
+
+
+def test_classic_operator_and_a_wrapped_bash_operator(airflow_dags, fake_gpu):
+    fake_gpu("count=2; power=const:150")
+    run, records = _run(airflow_dags, "carbon_classic")
+    got = _by_task(records)
+    classic, bash = got[("classic", -1, 1)], got[("bash_child", -1, 1)]
+    assert classic["intensity"]["location"] == "US-CA" and bash["intensity"]["location"] == "DE"
+    assert bash["components"]["cpu"]["cpu_time_s"] >= 0.5  # the shell's child burnt 0.5 s of CPU
+    assert len(bash["gpus"]) == 2 and bash["hardware_used"].startswith("2 x NVIDIA H200")
+
+
+def test_listener_tracks_matching_tasks_once(airflow_dags, fake_gpu, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CARBON__AUTO_TRACK", "True")
+    monkeypatch.setenv("AIRFLOW__CARBON__AUTO_TRACK_QUEUES", "gpu")
+    monkeypatch.setenv("AIRFLOW__CARBON__LOCATION", "SE3")
+    fake_gpu("count=1; power=const:100")
+    run, records = _run(airflow_dags, "carbon_listener")
+    got = _by_task(records)
+    assert set(got) == {("plain", -1, 1), ("decorated", -1, 1)}  # "elsewhere" runs on another queue
+    assert got[("plain", -1, 1)]["intensity"]["location"] == "SE3"
+    assert got[("decorated", -1, 1)]["intensity"]["location"] == "FR"  # measured by itself, once
+
+
+def test_listener_is_off_by_default(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:100")
+    _run_, records = _run(airflow_dags, "carbon_listener")
+    assert {r["task"]["task_id"] for r in records} == {"decorated"}
+
+
+def test_tracked_tasks_link_to_their_emissions_page(airflow_dags, fake_gpu):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    fake_gpu("count=1")
+    run = airflow_dags.get_dag("carbon_classic").test()
+    with create_session() as session:
+        link = session.scalars(
+            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "classic", XComModel.key == "_link_CarbonEmissionsLink")
+        ).one()
+        url = XComModel.deserialize_value(link)
+    assert url.startswith("/carbon/dags/carbon_classic/runs/") and url.endswith("/tasks/classic")
+
+
+def test_records_survive_without_a_gpu_driver(airflow_dags):
+    # No simulated GPU configured: the fake library answers "driver not loaded", like a broken driver.
+    run, records = _run(airflow_dags, "carbon_flaky")
+    assert run.state == "success" and len(records) == 2
+    assert all(r["components"]["gpu"]["method"] == "missing" for r in records)
+    assert all(any("GPU energy is missing" in w for w in r["warnings"]) for r in records)
+
+
+@pytest.mark.parametrize(
+    "file, message",
+    [("bad_location.py", "Unknown grid location 'Frnace'. Did you mean: France (FR)?"), ("bad_pue.py", "pue=0.8 is invalid")],
+)
+def test_bad_arguments_fail_at_parse_time(file, message):
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = Path(__file__).parent / "dags_bad"
+    bag = DagBag(dag_folder=str(folder / file))
+    (error,) = bag.import_errors.values()
+    assert message in error
