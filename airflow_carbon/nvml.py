@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 
 from airflow_carbon.devices import VisibleDevices
 
+_UNINITIALIZED = 1
 _NOT_SUPPORTED = 3
 _GPU_IS_LOST = 15
 _NOT_FOUND = 6
@@ -150,7 +151,16 @@ def visible_gpus(visible: VisibleDevices) -> tuple[list[Gpu], list[str]]:
     Raises NvmlError when NVML itself is unavailable.
     """
     nvml = init()
-    physical = _physical_gpus(nvml)
+    try:
+        physical = _physical_gpus(nvml)
+    except NvmlError as exc:
+        if exc.code != _UNINITIALIZED:
+            raise
+        # Another library in this process (a tracker, a framework) shut NVML down: initialise it again.
+        global _initialised
+        _initialised = False
+        nvml = init()
+        physical = _physical_gpus(nvml)
     ordered = _cuda_order(physical, visible.order)
     warnings: list[str] = []
     if visible.order == "FASTEST_FIRST" and len({g.name for g in physical}) > 1 and visible.refs:

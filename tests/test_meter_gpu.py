@@ -164,3 +164,13 @@ def test_checkpoints_hand_over_the_running_record(fake_gpu):
     assert energies == sorted(energies) and energies[-1] < record["gpus"][0]["energy_j"]
     assert checkpoints[0]["gpus"][0]["energy_j"] == pytest.approx(100 * checkpoints[0]["duration_s"], rel=0.02)
     assert "the window was still open" in checkpoints[0]["warnings"][-1]
+
+
+def test_nvml_shut_down_by_another_library_is_initialised_again(fake_gpu):
+    import pynvml
+
+    fake_gpu("count=1; power=const:100")
+    _window(EnergyMeter(g_per_kwh=1), 0.05)  # NVML is initialised now
+    pynvml.nvmlShutdown()  # e.g. another tracker in the same process
+    record, _, _ = _window(EnergyMeter(g_per_kwh=1), 0.05)
+    assert record["gpus"][0]["method"] == "counter"
