@@ -1,0 +1,65 @@
+"""TaskTracker's bookkeeping of tries around the task state store.
+
+A try killed outright (OOM, worker lost) cannot be produced inside dag.test(), which runs tasks in the
+test process; this drives TaskTracker directly, with a dict-backed stand-in for the state store
+accessor (its get/set interface) and a plain task-instance object.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from airflow_carbon import validate_record
+from airflow_carbon.settings import CarbonSettings
+from airflow_carbon.task_tracking import STATE_KEY, XCOM_KEY, TaskTracker
+
+
+class _Store:
+    def __init__(self):
+        self.data = {}
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def set(self, key, value, *, retention=None):
+        import json
+
+        self.data[key] = json.loads(json.dumps(value))  # what the real store keeps: JSON
+
+
+def _ti(try_number, pushed):
+    return SimpleNamespace(
+        dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=try_number, hostname="h",
+        task=SimpleNamespace(queue="gpu"), xcom_push=lambda key, value: pushed.append((key, value)),
+    )
+
+
+def test_a_killed_try_keeps_its_last_checkpoint_and_is_marked_interrupted(fake_gpu):
+    fake_gpu("count=1; power=const:200")
+    store, pushed = _Store(), []
+    settings = CarbonSettings(location="FR", checkpoint_interval_s=1)
+    first = TaskTracker(settings, {"ti": _ti(1, pushed), "task_state_store": store})
+    first.start()
+    time.sleep(1.4)
+    first.meter.stop()  # the process dies here: finish() never runs; its last checkpoint is in the store
+    (checkpoint,) = store.get(STATE_KEY)
+    assert checkpoint["status"] == "running" and checkpoint["gpus"][0]["energy_j"] > 0
+
+    second = TaskTracker(settings, {"ti": _ti(2, pushed), "task_state_store": store})
+    second.start()
+    records = second.finish("success")
+    assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "interrupted"), (2, "success")]
+    assert "killed" in records[0]["warnings"][-1]
+    assert pushed[-1] == (XCOM_KEY, records)
+    for record in records:
+        validate_record(record)
+
+
+def test_no_state_store_still_pushes_this_tries_record(fake_gpu):
+    fake_gpu("count=1")
+    pushed = []
+    tracker = TaskTracker(CarbonSettings(location="FR"), {"ti": _ti(1, pushed)})
+    tracker.start()
+    (record,) = tracker.finish("failed")
+    assert record["status"] == "failed" and pushed == [(XCOM_KEY, [record])]
