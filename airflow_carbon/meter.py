@@ -137,14 +137,15 @@ class EnergyMeter:
         self._wall0 = time.time()
         self._open_gpus()
         self._guard("CPU/RAM measurement failed to start", self._host.start, time.monotonic())
-        fast = self.sampling_interval_s / FAST_SAMPLING_DIVISOR if self._gpu and self._gpu.needs_fast_sampling else None
-        self._sampler = Sampler(self._tick, self.sampling_interval_s, fast_interval_s=fast)
+        self._sampler = Sampler(self._tick, self.sampling_interval_s)
         self._t0 = time.monotonic()
         self._next_host_t = self._t0 + HOST_SAMPLING_INTERVAL_S
         if self._on_checkpoint is not None:
             self._next_checkpoint_t = self._t0 + self.checkpoint_interval_s
         if self._gpu is not None:  # last, so that the counter window starts where the task does
             self._guard("GPU measurement failed to start", self._gpu.start, self._t0)
+            if self._gpu.needs_fast_sampling:  # energy from sampled power: sample fast while it moves
+                self._sampler.fast_interval_s = self.sampling_interval_s / FAST_SAMPLING_DIVISOR
         self._sampler.start()
 
     def stop(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Sampling at a random instant in each interval (stratified sampling) keeps the time integral of a
 sampled signal unbiased even when the signal is periodic at a multiple of the interval, where a fixed
-grid would alias (a 0.3 s on/off GPU load sampled every 100 ms reads 2/3 "on" forever). While the
-signal moves fast the interval drops to ``fast_interval_s`` for ``hold_s`` seconds.
+grid would alias (a 0.3 s on/off GPU load sampled every 100 ms reads 2/3 "on" forever). The interval
+is ``fast_interval_s`` for the first ``hold_s`` seconds and for ``hold_s`` seconds after each fast change.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class Sampler:
 
     def _run(self) -> None:
         cpu_start = time.thread_time()
-        fast_until = 0.0
         slot_start = time.monotonic()
+        # Start fast: the first interval would otherwise leave a gap before a fast signal is noticed.
+        fast_until = slot_start + self.hold_s if self.fast_interval_s is not None else 0.0
         try:
             while True:
                 now = time.monotonic()

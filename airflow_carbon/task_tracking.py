@@ -100,7 +100,7 @@ class TaskTracker:
         return record
 
     def _earlier_tries(self) -> list[dict[str, Any]]:
-        if self.store is None:
+        if self.store is None or self.ti.try_number <= 1:  # a first try has no earlier one: skip the round trip
             return []
         stored = self.store.get(STATE_KEY) or []
         this_try = self.ti.try_number

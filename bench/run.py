@@ -151,6 +151,10 @@ def main() -> None:
             rows.append((name, label + (f" [{method}]" if method else ""), r[tool]["truth_j"], r[tool]["energy_j"], e))
     ov = _child(["--overhead", "count=1; power=const:300"], {**lib_env, "FAKE_NVML_CONFIG": "count=1; power=const:300"})
     results["overhead"] = ov
+    af = subprocess.run([sys.executable, str(ROOT / "bench" / "airflow_overhead.py")], capture_output=True, text=True)
+    if af.returncode != 0:
+        raise SystemExit(f"bench worker airflow_overhead.py failed:\n{af.stderr[-3000:]}")
+    results["airflow"] = json.loads(af.stdout.strip().splitlines()[-1])
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -178,7 +182,16 @@ def main() -> None:
     print(f"| {'sampling thread CPU, % of one core (counter path, 100 ms)':<62} | {cpu_pct_counter:14.3f} | {'':>12} | {'':>8} |")
     print(f"| {'sampling thread CPU, % of one core (sampled, bursty: 10 ms)':<62} | {cpu_pct_fast:14.3f} | {'':>12} | {'':>8} |")
     print(f"| {'import time (ms): airflow_carbon.meter vs codecarbon':<62} | {ours_imp/1e3:14.1f} | {cc_imp/1e3:12.1f} | {cc_imp/max(ours_imp,1):7.0f}x |")
-    print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon). "
+    a = results["airflow"]
+    print("\nAirflow (one dag.test() session, SQLite; median over each DAG's mapped task runs)")
+    print(f"| {'figure':<62} | {'value':>14} | {'goal':>12} |")
+    print(f"|{'-'*64}|{'-'*16}|{'-'*14}|")
+    print(f"| {'plain @task, median task duration (ms)':<62} | {1e3*a['plain_task_median_s']:14.1f} | {'':>12} |")
+    print(f"| {'@task.carbon, median task duration (ms)':<62} | {1e3*a['carbon_task_median_s']:14.1f} | {'':>12} |")
+    print(f"| {'added per task by @task.carbon (ms)':<62} | {1e3*a['added_per_task_s']:14.1f} | {'<= 50':>12} |")
+    print(f"| {'import time the plugin adds to a task process (ms)':<62} | {1e3*a['plugin_import_s']:14.1f} | {'<= 20':>12} |")
+    print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
+          f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
