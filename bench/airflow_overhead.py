@@ -1,7 +1,7 @@
 """Per-task overhead of @task.carbon against plain @task, in one dag.test() session (a bench worker).
 
 Prints one JSON line: median task-instance durations (s) from Airflow's own start/end dates, over
-every mapped instance of both DAGs, after a warm-up run of each; and the import time (s) that
+every mapped instance of both DAGs run alternately ROUNDS times, after a warm-up run of each; and the import time (s) that
 airflow_carbon's plugin adds to a task process that has already imported the Task SDK.
 """
 
@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROUNDS = 3
 
 
 def plugin_import_s(repeats: int = 7) -> float:
@@ -41,13 +42,15 @@ def main() -> None:
     from sqlalchemy import select
 
     bag = DagBag(dag_folder=str(HERE / "dags"))
-    durations = {}
-    for dag_id in ("bench_plain", "bench_carbon"):
+    durations: dict[str, list[float]] = {"bench_plain": [], "bench_carbon": []}
+    for dag_id in durations:
         bag.get_dag(dag_id).test()  # warm-up: first-run costs (imports, NVML init) paid once
-        run = bag.get_dag(dag_id).test()
-        with create_session() as session:
-            tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id))
-            durations[dag_id] = [(ti.end_date - ti.start_date).total_seconds() for ti in tis]
+    for _round in range(ROUNDS):  # alternate, so that drift in the machine's speed hits both alike
+        for dag_id in durations:
+            run = bag.get_dag(dag_id).test()
+            with create_session() as session:
+                tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id))
+                durations[dag_id] += [(ti.end_date - ti.start_date).total_seconds() for ti in tis]
     plain, carbon = statistics.median(durations["bench_plain"]), statistics.median(durations["bench_carbon"])
     print(json.dumps({
         "plain_task_median_s": plain, "carbon_task_median_s": carbon, "added_per_task_s": carbon - plain,
