@@ -25,7 +25,7 @@ test: setup
 # The embedded default: SQLite metadata DB in .airflow/ (git-ignored), the example DAG run with
 # `airflow dags test`, then its per-task energy and emissions.
 DEMO_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False
+	AIRFLOW__CORE__LOAD_EXAMPLES=False CARBON_DEMO_MODEL_DIR=$(CURDIR)/.airflow/model
 
 demo: setup
 	@mkdir -p .airflow
@@ -33,6 +33,8 @@ demo: setup
 	$(DEMO_ENV) $(VENV)/bin/airflow dags test carbon_training > .airflow/dags-test.log 2>&1 || { tail -50 .airflow/dags-test.log; exit 1; }
 	@echo "airflow dags test carbon_training: done (log: .airflow/dags-test.log)"
 	@$(DEMO_ENV) $(PY) -m airflow_carbon.run_records carbon_training
+	@echo; echo "Model card metadata written to .airflow/model/README.md:"; \
+	 awk 'NR==1 && /^---/ {f=1; print; next} f {print} f && /^---/ {exit}' .airflow/model/README.md
 
 bench: setup
 	$(PY) bench/run.py

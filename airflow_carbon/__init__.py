@@ -25,6 +25,7 @@ _EXPORTS = {
     "CarbonTrackingMixin": "airflow_carbon.operators.carbon",
     "tracked": "airflow_carbon.operators.carbon",
     "XCOM_KEY": "airflow_carbon.task_tracking",
+    "PublishModelCardOperator": "airflow_carbon.operators.model_card",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from airflow_carbon.intensity import GridIntensity, UnknownLocationError, resolve_intensity
     from airflow_carbon.meter import EnergyMeter, MeterWarning, measure
     from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked
+    from airflow_carbon.operators.model_card import PublishModelCardOperator
     from airflow_carbon.task_tracking import XCOM_KEY
     from airflow_carbon.record import RecordError, load_record, validate_record
 

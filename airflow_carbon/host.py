@@ -14,6 +14,7 @@ by the kernel in this process's children times), so a task that launches ``torch
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -141,6 +142,7 @@ def tree_stats(root_pid: int | None = None) -> tuple[float, int]:
     return _psutil_tree_stats(pid)
 
 
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name, e.g. 'AMD EPYC 7763 64-Core Processor'."""
     try:
@@ -153,6 +155,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+@functools.cache
 def cpu_sockets() -> int:
     """Number of CPU packages (sockets) in this host."""
     try:
@@ -202,8 +205,10 @@ class HostWindow:
         """The cpu and ram components of the record so far, and warnings (the window stays open)."""
         cpu_time_s = max(0.0, self.sample(t) - self._cpu_start_s)
         warnings = list(self._errors)
+        hardware = {"model": cpu_model(), "sockets": cpu_sockets()}
         if self._zones:
             cpu = {
+                **hardware,
                 "energy_kwh": j_to_kwh(sum(uj_to_j(z.total_uj) for z in self._zones)),
                 "method": "rapl",
                 "packages": len(self._zones),
@@ -212,6 +217,7 @@ class HostWindow:
             warnings.append("CPU energy is RAPL's whole-package figure: it includes other processes on this host")
         else:
             cpu = {
+                **hardware,
                 "energy_kwh": j_to_kwh(cpu_time_s * self.cpu_w_per_core),
                 "method": "estimated",
                 "cpu_time_s": cpu_time_s,

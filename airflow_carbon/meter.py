@@ -291,7 +291,7 @@ def _gpu_component(entries: list[dict[str, Any]], missing: str | None) -> dict[s
 def hardware_used(gpu_entries: list[dict[str, Any]]) -> str:
     """E.g. '2 x NVIDIA H200, 1 x AMD EPYC 7763 64-Core Processor' (GPUs measured, CPU sockets)."""
     parts = [f"{n} x {name}" for name, n in Counter(e["name"] for e in gpu_entries).items()]
-    parts.append(f"{_host.cpu_sockets()} x {_host.cpu_model()}")
+    parts.append(f"{_host.cpu_sockets()} x {_host.cpu_model()}")  # cached: read once per process
     return ", ".join(parts)
 
 

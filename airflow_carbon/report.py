@@ -21,13 +21,13 @@ def records_table(records: Iterable[dict[str, Any]]) -> str:
     for r in records:
         t, c = r["task"], r["components"]
         name = t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else "")
-        rows.append((name, str(t["try_number"]), r.get("status", "?"), _energy(c["gpu"]), _energy(c["cpu"]), _energy(c["ram"]), f"{r['emissions_g']:.4g}"))
+        rows.append((name, str(t["try_number"]), r.get("status", "?"), _energy(c["gpu"]), _energy(c["cpu"]), _energy(c["ram"]), f"{r['emissions_g']:.6g}"))
         total_kwh += r["energy_kwh"]
         total_g += r["emissions_g"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     line = lambda row: "  ".join(cell.ljust(w) if i < 6 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: E731
     out = [line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
-    out.append(f"total: {len(records)} task tr{'y' if len(records) == 1 else 'ies'}, {total_kwh * J_PER_KWH:.1f} J ({total_kwh * 1000:.4f} Wh), {total_g:.4g} gCO2e")
+    out.append(f"total: {len(records)} task tr{'y' if len(records) == 1 else 'ies'}, {total_kwh * J_PER_KWH:.1f} J ({total_kwh * 1000:.4f} Wh), {total_g:.6g} gCO2e")
     for name, g, source, method, pue in sorted({_intensity(r) for r in records}):
         out.append(f"intensity: {name}, {g:g} gCO2e/kWh [{method}: {source}], PUE {pue:g}")
     return "\n".join(out)

@@ -1,7 +1,11 @@
-"""Train a small model for real over three hyper-parameter settings, each try measured by @task.carbon.
+"""Train a small model for real over three hyper-parameter settings, each try measured by @task.carbon,
+and publish the run's emissions in the model card.
 
-prepare_dataset -> train (mapped x3, @task.carbon) -> evaluate (mapped) -> pick_best. Training runs
-NumPy on the CPU, or PyTorch on the GPU when both are present (dags/include/mlp.py).
+prepare_dataset -> train (mapped x3, @task.carbon) -> evaluate (mapped) -> pick_best -> publish_model_card.
+Training runs NumPy on the CPU, or PyTorch on the GPU when both are present (dags/include/mlp.py). The
+card goes to the local folder $CARBON_DEMO_MODEL_DIR (default: <tmp>/airflow-carbon-demo/model); with
+CARBON_DEMO_REPO_ID set it goes to that Hub repo instead (token: the huggingface_default Connection or
+HF_TOKEN).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import dag, task
+
+from airflow_carbon import PublishModelCardOperator
 
 SETTINGS = [
     {"hidden": 64, "lr": 0.02, "epochs": 6},
@@ -76,7 +82,17 @@ def carbon_training():
 
     dataset = prepare_dataset()
     trained = train.partial(dataset=dataset).expand(setting=SETTINGS)
-    pick_best(evaluate.expand(result=trained))
+    best = pick_best(evaluate.expand(result=trained))
+
+    repo_id = os.environ.get("CARBON_DEMO_REPO_ID")
+    model_dir = os.environ.get("CARBON_DEMO_MODEL_DIR", str(Path(tempfile.gettempdir()) / "airflow-carbon-demo" / "model"))
+    best >> PublishModelCardOperator(
+        task_id="publish_model_card",
+        training_type="fine-tuning",
+        task_ids=["train"],
+        export_records=True,
+        **({"repo_id": repo_id} if repo_id else {"local_dir": model_dir}),
+    )
 
 
 carbon_training()

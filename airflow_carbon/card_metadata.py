@@ -1,0 +1,161 @@
+"""What the model card says: a DAG run's records turned into the Hub's ``co2_eq_emissions`` metadata.
+
+Pure data, no I/O and no Airflow (the spec: https://huggingface.co/docs/hub/model-cards-co2):
+``emissions`` in grams CO2e, ``source``, ``training_type``, ``geographical_location``, ``hardware_used``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from typing import Any, Iterable
+
+from airflow_carbon import __version__
+from airflow_carbon.units import J_PER_KWH
+
+TRAINING_TYPES = ("pre-training", "fine-tuning")
+"""The values the Hub's documentation names for ``training_type``."""
+
+_GPU_METHODS = {"counter": "NVML energy counters", "sampled": "NVML power sampled and integrated"}
+
+
+def grams(value: float) -> float:
+    """Grams CO2e as published: 6 significant digits (deterministic, so re-running writes the same value)."""
+    return float(f"{value:.6g}")
+
+
+def validate_training_type(training_type: object) -> str:
+    """Return ``training_type``; other text than the Hub's two values is accepted with a warning."""
+    if not isinstance(training_type, str) or not training_type.strip():
+        raise ValueError(f"training_type={training_type!r} is invalid; expected 'pre-training' or 'fine-tuning' (or other text)")
+    if training_type not in TRAINING_TYPES:
+        warnings.warn(
+            f"training_type={training_type!r} is not one of the Hub's documented values {TRAINING_TYPES}; "
+            "it is published as given",
+            stacklevel=2,
+        )
+    return training_type
+
+
+def _methods(records: list[dict[str, Any]]) -> str:
+    """E.g. 'GPU: NVML energy counters; CPU and RAM estimated' from the records' component methods."""
+    gpu = sorted({g["method"] for r in records for g in r["gpus"]} - {"missing"})
+    parts = []
+    if gpu:
+        parts.append("GPU: " + ", ".join(_GPU_METHODS.get(m, m) for m in gpu))
+    if any(r["components"]["gpu"]["method"] == "missing" for r in records):
+        parts.append("some GPU energy missing")
+    cpu = {r["components"]["cpu"]["method"] for r in records}
+    ram = {r["components"]["ram"]["method"] for r in records}
+    if cpu == {"estimated"} and ram == {"estimated"}:
+        parts.append("CPU and RAM estimated")
+    else:
+        parts.append("CPU: " + ", ".join("RAPL" if m == "rapl" else m for m in sorted(cpu)))
+        parts.append("RAM: " + ", ".join(sorted(ram)))
+    return "; ".join(parts)
+
+
+def hardware_used(records: Iterable[dict[str, Any]]) -> str:
+    """Distinct hardware across the records: GPUs by UUID per host, CPUs by host (e.g.
+    '8 x NVIDIA A100-SXM4-80GB, 2 x AMD EPYC 7763 64-Core Processor')."""
+    gpus: dict[tuple[str, str], str] = {}
+    cpus: dict[str, tuple[str, int]] = {}
+    for r in records:
+        for g in r["gpus"]:
+            gpus[(r["host"], g["uuid"])] = g["name"]
+        cpu = r["components"]["cpu"]
+        if "model" in cpu:
+            cpus[r["host"]] = (cpu["model"], cpu.get("sockets", 1))
+    counts = Counter(gpus.values())
+    cpu_counts: Counter[str] = Counter()
+    for model, sockets in cpus.values():
+        cpu_counts[model] += sockets
+    return ", ".join(f"{n} x {name}" for name, n in [*counts.most_common(), *cpu_counts.most_common()])
+
+
+def geographical_location(records: Iterable[dict[str, Any]]) -> str:
+    """The grid locations the energy was drawn in, as granular as known (e.g. 'Quebec, Canada')."""
+    names = sorted({r["intensity"]["name"] for r in records})
+    return "; ".join(names)
+
+
+def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Emissions (g CO2e) and energy (kWh, total and by component) over every record."""
+    by_component = {
+        name: sum(r["components"][name]["energy_kwh"] or 0.0 for r in records) for name in ("gpu", "cpu", "ram")
+    }
+    return {
+        "emissions_g": sum(r["emissions_g"] for r in records),
+        "energy_kwh": sum(r["energy_kwh"] for r in records),
+        "energy_kwh_by_component": by_component,
+        "tries": len(records),
+        "failed_tries": sum(1 for r in records if r.get("status") not in (None, "success")),
+    }
+
+
+def breakdown(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per task try: identity, status, energy (J) by component with method, grams CO2e."""
+    rows = []
+    for r in sorted(records, key=lambda r: (r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"], r["task"]["run_id"])):
+        rows.append({
+            **{k: r["task"][k] for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")},
+            "status": r.get("status"),
+            "energy_j": {k: (None if c["energy_kwh"] is None else c["energy_kwh"] * J_PER_KWH) for k, c in r["components"].items()},
+            "methods": {k: c["method"] for k, c in r["components"].items()},
+            "emissions_g": r["emissions_g"],
+        })
+    return rows
+
+
+def co2_eq_emissions(records: list[dict[str, Any]], training_type: str, *, origin: str) -> dict[str, Any]:
+    """The card's ``co2_eq_emissions`` for ``records`` (all tries of all tasks). ``origin`` names where
+    the figures come from (e.g. "DAG train_llm") and goes into ``source``, so the operator can recognise
+    its own entry when it runs again."""
+    if not records:
+        raise ValueError("no records to summarise")
+    return {
+        "emissions": grams(totals(records)["emissions_g"]),
+        "source": f"airflow-carbon {__version__} ({origin}): {_methods(records)}",
+        "training_type": training_type,
+        "geographical_location": geographical_location(records),
+        "hardware_used": hardware_used(records),
+    }
+
+
+_ADDED_RE = re.compile(r"; added to an earlier figure of ([0-9.eE+-]+) g \((.*)\)$")
+
+
+def combine(existing: dict[str, Any], ours: dict[str, Any], on_existing: str, origin: str) -> dict[str, Any]:
+    """Our metadata given the card's current ``co2_eq_emissions``.
+
+    An entry that airflow-carbon wrote for the same ``origin`` is recomputed (so re-running writes the
+    same value, never adds to itself); any other entry is replaced (``on_existing="replace"``), added
+    to (``"add"``: grams summed, the earlier source kept in ours), or refused (``"fail"``).
+    """
+    source = str(existing.get("source", ""))
+    if source.startswith("airflow-carbon") and f"({origin})" in source:
+        earlier = _ADDED_RE.search(source)  # a previous "add": keep adding the same earlier figure
+        if earlier:
+            return _added(ours, float(earlier.group(1)), earlier.group(2))
+        return ours
+    if on_existing == "replace":
+        return ours
+    if on_existing == "add":
+        try:
+            earlier_g = float(existing.get("emissions", 0))
+        except (TypeError, ValueError):
+            raise ValueError(f"the card's co2_eq_emissions.emissions is {existing.get('emissions')!r}, not a number of grams; cannot add to it") from None
+        return _added(ours, earlier_g, source or "unknown source")
+    raise ValueError(
+        f"the card already has co2_eq_emissions from elsewhere ({source or 'no source given'}: "
+        f"{existing.get('emissions')!r} g); set on_existing='replace' to overwrite it or 'add' to add this run's emissions to it"
+    )
+
+
+def _added(ours: dict[str, Any], earlier_g: float, earlier_source: str) -> dict[str, Any]:
+    return {
+        **ours,
+        "emissions": grams(ours["emissions"] + earlier_g),
+        "source": f"{ours['source']}; added to an earlier figure of {earlier_g:g} g ({earlier_source})",
+    }

@@ -1,0 +1,101 @@
+"""How the card reaches its home: a Hugging Face Hub model repo (through ``huggingface_hub``) or a local
+model folder. Safe by construction:
+
+- the Hub client is an ``HfApi(endpoint=..., token=...)`` made per call (``HF_ENDPOINT`` is read by
+  ``huggingface_hub`` at import; we never rely on that);
+- the README is read at the exact commit the target revision points to, and the new card is committed
+  to that revision with ``parent_commit`` = that commit, so a concurrent edit makes the commit fail
+  instead of being overwritten, and ``revision=`` reads and writes the same branch;
+- only the Hub's "entry not found" for README.md creates a card; any other failure to read it (no
+  ``X-Repo-Commit``, connection error, 5xx, timeout) raises, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from airflow_carbon.card_text import existing_co2, with_co2
+
+README = "README.md"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+MakeCo2 = Callable[[dict[str, Any] | None], dict[str, Any]]
+"""Given the card's current co2_eq_emissions (or None), the value to write."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """What was written: the metadata, where, and (Hub) the commit and pull request."""
+
+    co2_eq_emissions: dict[str, Any]
+    location: str
+    changed: bool
+    commit: str | None = None
+    pull_request_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8")
+
+
+def publish_local(local_dir: str | os.PathLike[str], make_co2: MakeCo2, exports: dict[str, bytes]) -> Published:
+    """Update ``local_dir``/README.md (created with a minimal card if missing) and write ``exports``."""
+    folder = Path(local_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    readme = folder / README
+    text = _decode(readme.read_bytes()) if readme.exists() else None
+    co2 = make_co2(existing_co2(text))
+    new = with_co2(text, co2)
+    for name, data in {README: new.encode("utf-8"), **exports}.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)  # atomic: a reader never sees half a card
+    return Published(co2, str(readme), changed=new != text)
+
+
+def publish_hub(
+    repo_id: str,
+    make_co2: MakeCo2,
+    exports: dict[str, bytes],
+    *,
+    endpoint: str,
+    token: str | None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+) -> Published:
+    """Update the model card of Hub repo ``repo_id`` in one commit (with ``exports`` beside it)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    api = HfApi(endpoint=endpoint, token=token)
+    head = api.model_info(repo_id, revision=revision).sha  # the commit the revision points to now
+    with tempfile.TemporaryDirectory(prefix="airflow-carbon-card-") as cache:
+        try:
+            path = api.hf_hub_download(repo_id, README, revision=head, cache_dir=cache)
+            text: str | None = _decode(Path(path).read_bytes())
+        except RemoteEntryNotFoundError:  # the Hub answered "no such file": only then create a card.
+            # (Not EntryNotFoundError: its LocalEntryNotFoundError branch also means "could not reach the Hub".)
+            text = None
+    co2 = make_co2(existing_co2(text))
+    new = with_co2(text, co2)
+    if new == text and not exports:
+        return Published(co2, f"{endpoint}/{repo_id}", changed=False, commit=head)
+    operations = [CommitOperationAdd(README, new.encode("utf-8"))]
+    operations += [CommitOperationAdd(name, data) for name, data in exports.items()]
+    commit = api.create_commit(
+        repo_id,
+        operations=operations,
+        commit_message=commit_message or "Update co2_eq_emissions (airflow-carbon)",
+        revision=revision,
+        create_pr=create_pr,
+        parent_commit=head,
+    )
+    return Published(co2, f"{endpoint}/{repo_id}", changed=True, commit=commit.oid, pull_request_url=commit.pr_url)

@@ -1,0 +1,190 @@
+"""Airflow layer: ``PublishModelCardOperator``: a DAG run's records -> the model card's ``co2_eq_emissions``.
+
+It pulls the records of the run from XCom (every tracked task by default, every mapped instance, every
+try; optionally earlier runs too), validates them, computes the Hub's five fields, and publishes them
+to a Hub model repo or a local model folder (the card's other content kept byte for byte). Its return
+value (XCom) is the metadata, the totals and a per-task breakdown. The Hub token comes from an Airflow
+Connection (password) or HF_TOKEN, and never reaches logs, XCom or rendered fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+from typing import Any, Sequence
+
+from airflow.sdk import BaseOperator
+
+from airflow_carbon.card_metadata import breakdown, co2_eq_emissions, combine, totals, validate_training_type
+from airflow_carbon.record import RecordError, validate_record
+from airflow_carbon.task_tracking import XCOM_KEY
+
+ON_EXISTING = ("fail", "replace", "add")
+IF_NO_RECORDS = ("fail", "skip")
+
+# CodeCarbon's emissions.csv columns and units (kg CO2e, kWh, W, s), so its tooling reads our export.
+CODECARBON_COLUMNS = [
+    "timestamp", "project_name", "run_id", "experiment_id", "duration", "emissions", "emissions_rate",
+    "cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed",
+    "country_name", "country_iso_code", "region", "cloud_provider", "cloud_region", "os", "python_version",
+    "codecarbon_version", "cpu_count", "cpu_model", "gpu_count", "gpu_model", "longitude", "latitude",
+    "ram_total_size", "tracking_mode", "on_cloud", "pue",
+]
+
+
+def records_csv(records: list[dict[str, Any]]) -> bytes:
+    """The records as CodeCarbon's emissions.csv (one row per task try)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CODECARBON_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        c, t, d = r["components"], r["task"], max(r["duration_s"], 1e-9)
+        kwh = {k: c[k]["energy_kwh"] or 0.0 for k in ("cpu", "gpu", "ram")}
+        location = r["intensity"].get("location") or ""
+        writer.writerow({
+            "timestamp": r["ended_at"], "project_name": t["dag_id"], "run_id": t["run_id"],
+            "experiment_id": f"{t['task_id']}[{t['map_index']}]#{t['try_number']}", "duration": r["duration_s"],
+            "emissions": r["emissions_g"] / 1000, "emissions_rate": r["emissions_g"] / 1000 / d,
+            **{f"{k}_power": kwh[k] * 3.6e6 / d for k in kwh}, **{f"{k}_energy": kwh[k] for k in kwh},
+            "energy_consumed": r["energy_kwh"], "country_name": r["intensity"]["name"],
+            "country_iso_code": location if len(location) in (2, 3) else "", "region": location if "-" in location else "",
+            "cloud_provider": location.split(":")[0] if ":" in location else "",
+            "cloud_region": location.split(":")[1] if ":" in location else "", "os": platform.platform(),
+            "python_version": platform.python_version(), "codecarbon_version": "", "cpu_count": c["cpu"].get("sockets", ""),
+            "cpu_model": c["cpu"].get("model", ""), "gpu_count": len(r["gpus"]),
+            "gpu_model": ", ".join(sorted({g["name"] for g in r["gpus"]})), "longitude": "", "latitude": "",
+            "ram_total_size": c["ram"].get("mean_rss_gb", ""), "tracking_mode": "process", "on_cloud": "Y" if ":" in location else "N",
+            "pue": r["pue"],
+        })
+    return out.getvalue().encode("utf-8")
+
+
+def hub_credentials(conn_id: str) -> tuple[str, str | None]:
+    """(endpoint, token) from the Airflow Connection ``conn_id`` (host, password), else HF_ENDPOINT / HF_TOKEN."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:  # no such connection: the environment decides
+        conn = None
+    token = (conn.password if conn is not None else None) or os.environ.get("HF_TOKEN") or None
+    if token:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(token)
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if conn is not None and conn.host:
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
+        endpoint = f"{host}:{conn.port}" if conn.port and host.count(":") < 2 else host
+    return endpoint.rstrip("/"), token
+
+
+class PublishModelCardOperator(BaseOperator):
+    """Publish the ``co2_eq_emissions`` of this DAG run's tracked tasks to a model card.
+
+    :param repo_id: Hub model repo ("org/model"); or
+    :param local_dir: a local model folder (its README.md is created with a minimal card if missing).
+    :param training_type: "pre-training" or "fine-tuning" (other text accepted with a warning).
+    :param task_ids: tasks whose records count (default: every task of the DAG that pushed records).
+    :param include_run_ids: earlier runs of this DAG whose records also count (e.g. a sweep's runs).
+    :param on_existing: when the card has co2_eq_emissions from elsewhere: "fail" (default), "replace", "add".
+    :param if_no_records: "fail" (default) or "skip".
+    :param export_records: also write emissions.json and a CodeCarbon-style emissions.csv beside the card.
+    :param hf_conn_id: Connection with the Hub token (password) and optionally the endpoint (host).
+    :param create_pr, revision, commit_message: as ``huggingface_hub``'s ``create_commit``.
+    """
+
+    template_fields: Sequence[str] = ("repo_id", "local_dir", "revision", "commit_message", "include_run_ids")
+    ui_color = "#ffe082"
+
+    def __init__(
+        self,
+        *,
+        training_type: str,
+        repo_id: str | None = None,
+        local_dir: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        include_run_ids: Sequence[str] | None = None,
+        on_existing: str = "fail",
+        if_no_records: str = "fail",
+        export_records: bool = False,
+        hf_conn_id: str = "huggingface_default",
+        create_pr: bool = False,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (repo_id is None) == (local_dir is None):
+            raise ValueError(f"give exactly one of repo_id (a Hub model repo, 'org/model') or local_dir (a folder); got repo_id={repo_id!r}, local_dir={local_dir!r}")
+        if on_existing not in ON_EXISTING:
+            raise ValueError(f"on_existing={on_existing!r} is invalid; expected one of {', '.join(ON_EXISTING)}")
+        if if_no_records not in IF_NO_RECORDS:
+            raise ValueError(f"if_no_records={if_no_records!r} is invalid; expected one of {', '.join(IF_NO_RECORDS)}")
+        self.training_type = validate_training_type(training_type)
+        self.repo_id, self.local_dir = repo_id, local_dir
+        self.task_ids = list(task_ids) if task_ids is not None else None
+        self.include_run_ids = list(include_run_ids or [])
+        self.on_existing, self.if_no_records, self.export_records = on_existing, if_no_records, export_records
+        self.hf_conn_id, self.create_pr, self.revision, self.commit_message = hf_conn_id, create_pr, revision, commit_message
+
+    def _task_ids(self) -> list[str]:
+        if self.task_ids is not None:
+            return self.task_ids
+        return [t for t in self.dag.task_ids if t != self.task_id]
+
+    def collect(self, context: Any) -> list[dict[str, Any]]:
+        """Every record of the run (and of ``include_run_ids``), validated."""
+        ti, task_ids = context["ti"], self._task_ids()
+        records: list[dict[str, Any]] = []
+        for run_id in [ti.run_id, *[r for r in self.include_run_ids if r != ti.run_id]]:
+            for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
+                records.extend(value or [])
+        for record in records:
+            try:
+                validate_record(record)
+            except RecordError as exc:
+                task = record.get("task", {}) if isinstance(record, dict) else {}
+                raise RecordError(
+                    f"task {task.get('task_id')!r} (map index {task.get('map_index')}, try {task.get('try_number')}, "
+                    f"run {task.get('run_id')!r}): {exc}"
+                ) from None
+            if "task" not in record:
+                raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
+        return records
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        records = self.collect(context)
+        if not records:
+            message = (
+                f"no airflow-carbon records in XCom key {XCOM_KEY!r} of tasks {', '.join(self._task_ids()) or '(none)'} "
+                "of this DAG run: decorate the training tasks with @task.carbon (or use CarbonOperator / tracked())"
+            )
+            if self.if_no_records == "skip":
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(message)
+            raise ValueError(message)
+        origin = f"DAG {self.dag_id}"
+        ours = co2_eq_emissions(records, self.training_type, origin=origin)
+        make = lambda existing: ours if existing is None else combine(existing, ours, self.on_existing, origin)  # noqa: E731
+        exports = {}
+        if self.export_records:
+            exports = {"emissions.json": (json.dumps(records, indent=1) + "\n").encode(), "emissions.csv": records_csv(records)}
+        if self.local_dir is not None:
+            from airflow_carbon.card_publish import publish_local
+
+            published = publish_local(self.local_dir, make, exports)
+        else:
+            from airflow_carbon.card_publish import publish_hub
+
+            endpoint, token = hub_credentials(self.hf_conn_id)
+            published = publish_hub(
+                self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
+                create_pr=self.create_pr, commit_message=self.commit_message,
+            )
+        self.log.info("co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions)
+        return {**published.to_dict(), "totals": totals(records), "breakdown": breakdown(records)}
