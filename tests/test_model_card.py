@@ -1,0 +1,98 @@
+"""PublishModelCardOperator in real DAG runs (dag.test()): a local model folder here; the Hub in
+tests/test_model_card_hub.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from airflow_carbon.card_text import existing_co2
+
+
+def _publish_result(run):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        xcom = session.scalars(select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "publish", XComModel.key == "return_value")).one_or_none()
+        return None if xcom is None else XComModel.deserialize_value(xcom)
+
+
+def test_a_run_publishes_every_try_to_a_local_card(airflow_dags, fake_gpu, tmp_path):
+    fake_gpu("count=1; power=const:300")
+    run = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path)})
+    assert run.state == "success"
+    result = _publish_result(run)
+    records = json.loads((tmp_path / "emissions.json").read_text())
+    assert sorted((r["task"]["map_index"], r["task"]["try_number"], r["status"]) for r in records) == [(0, 1, "failed"), (0, 2, "success"), (1, 1, "success")]
+    co2 = existing_co2((tmp_path / "README.md").read_text())
+    assert co2 == result["co2_eq_emissions"]
+    assert co2["emissions"] == pytest.approx(sum(r["emissions_g"] for r in records), rel=1e-5)
+    assert co2["training_type"] == "fine-tuning" and co2["geographical_location"] == "Quebec, Canada"
+    assert co2["hardware_used"].startswith("1 x NVIDIA H200") and "NVML energy counters" in co2["source"]
+    assert result["totals"]["tries"] == 3 and len(result["breakdown"]) == 3
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "emissions.csv").read_text())))
+    assert rows[0].keys() >= {"timestamp", "project_name", "run_id", "duration", "emissions", "gpu_energy", "energy_consumed"}
+    assert sum(float(r["emissions"]) for r in rows) * 1000 == pytest.approx(co2["emissions"], rel=1e-5)  # kg, as CodeCarbon
+
+
+def test_the_existing_card_is_kept_and_a_rerun_rewrites_the_same_value(airflow_dags, fake_gpu, tmp_path):
+    card = "---\r\nlicense: mit\r\nbase_model: org/base  # from the hub\r\n---\r\n\r\n# My model\r\n\r\nSome *text*.\r\n"
+    (tmp_path / "README.md").write_bytes(card.encode())
+    fake_gpu("count=1; power=const:300")
+    run = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path)})
+    first = (tmp_path / "README.md").read_bytes().decode()
+    assert first.startswith("---\r\nlicense: mit\r\nbase_model: org/base  # from the hub\r\nco2_eq_emissions:\r\n")
+    assert first.endswith("---\r\n\r\n# My model\r\n\r\nSome *text*.\r\n")
+    # the same run's publisher runs again (Airflow retry or clear): same value, not added to itself
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.operators.model_card import PublishModelCardOperator
+
+    op = airflow_dags.get_dag("carbon_card_local").get_task("publish")
+    assert isinstance(op, PublishModelCardOperator)
+    result = _publish_result(run)
+    (tmp_path / "README.md").write_bytes(first.encode())
+    run2 = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path)})
+    second = existing_co2((tmp_path / "README.md").read_text())
+    assert second == _publish_result(run2)["co2_eq_emissions"] != result["co2_eq_emissions"]  # a new run: recomputed
+    assert "co2_eq_emissions" in yaml.safe_load(first.split("---")[1])
+
+
+def test_a_card_from_elsewhere_is_not_overwritten_by_default(airflow_dags, fake_gpu, tmp_path):
+    card = "---\nco2_eq_emissions:\n  emissions: 42\n  source: CodeCarbon\n---\nbody\n"
+    (tmp_path / "README.md").write_text(card)
+    fake_gpu("count=1")
+    run = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path)})
+    assert run.state == "failed"
+    assert (tmp_path / "README.md").read_text() == card
+
+
+def test_malformed_yaml_fails_and_leaves_the_card(airflow_dags, fake_gpu, tmp_path):
+    card = "---\nlicense: [mit\n---\nbody\n"
+    (tmp_path / "README.md").write_text(card)
+    fake_gpu("count=1")
+    run = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path)})
+    assert run.state == "failed" and (tmp_path / "README.md").read_text() == card
+
+
+def test_no_records_fails_naming_the_tasks(airflow_dags, tmp_path, capfd):
+    run = airflow_dags.get_dag("carbon_card_nothing").test(run_conf={"dir": str(tmp_path)})
+    assert run.state == "failed"
+    out, err = capfd.readouterr()
+    assert "no airflow-carbon records in XCom key 'carbon_records' of tasks untracked" in out + err
+    assert not (tmp_path / "README.md").exists()
+
+
+def test_bad_publisher_arguments_fail_at_parse_time():
+    from airflow_carbon import PublishModelCardOperator
+
+    with pytest.raises(ValueError, match="exactly one of repo_id"):
+        PublishModelCardOperator(task_id="p", training_type="fine-tuning")
+    with pytest.raises(ValueError, match="on_existing='merge'"):
+        PublishModelCardOperator(task_id="p", training_type="fine-tuning", local_dir="x", on_existing="merge")
