@@ -155,6 +155,10 @@ def main() -> None:
     if af.returncode != 0:
         raise SystemExit(f"bench worker airflow_overhead.py failed:\n{af.stderr[-3000:]}")
     results["airflow"] = json.loads(af.stdout.strip().splitlines()[-1])
+    ag = subprocess.run([sys.executable, str(ROOT / "bench" / "aggregation.py")], capture_output=True, text=True)
+    if ag.returncode != 0:
+        raise SystemExit(f"bench worker aggregation.py failed:\n{ag.stderr[-3000:]}")
+    results["aggregation"] = json.loads(ag.stdout.strip().splitlines()[-1])
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -190,6 +194,12 @@ def main() -> None:
     print(f"| {'@task.carbon, median task duration (ms)':<62} | {1e3*a['carbon_task_median_s']:14.1f} | {'':>12} |")
     print(f"| {'added per task by @task.carbon (ms)':<62} | {1e3*a['added_per_task_s']:14.1f} | {'<= 50':>12} |")
     print(f"| {'import time the plugin adds to a task process (ms)':<62} | {1e3*a['plugin_import_s']:14.1f} | {'<= 20':>12} |")
+    print("\nModel card: records decoded from XCom JSON, validated and aggregated into co2_eq_emissions (fresh process each)")
+    print(f"| {'records':>8} | {'GPUs/record':>11} | {'seconds':>8} | {'peak RSS growth (MB)':>20} | {'goal':>8} |")
+    print(f"|{'-'*10}|{'-'*13}|{'-'*10}|{'-'*22}|{'-'*10}|")
+    for row in results["aggregation"]:
+        goal = "<= 2 s" if row["records"] == 10_000 else ""
+        print(f"| {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {row['peak_rss_growth_mb']:20.1f} | {goal:>8} |")
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
