@@ -200,7 +200,14 @@ def lookup_location(location: str) -> GridIntensity:
     key = _find_key(location)
     if key is None:
         raise UnknownLocationError(location, _suggest(location))
-    entry = _table()["locations"][key]
+    return _from_entry(_table()["locations"][key], key, "dataset")
+
+
+def _world_average(warnings: tuple[str, ...] = ()) -> GridIntensity:
+    return _from_entry(_table()["world_average"], None, "world-average", warnings)
+
+
+def _from_entry(entry: dict[str, Any], key: str | None, method: str, warnings: tuple[str, ...] = ()) -> GridIntensity:
     return GridIntensity(
         g_per_kwh=float(entry["g_per_kwh"]),
         location=key,
@@ -208,20 +215,7 @@ def lookup_location(location: str) -> GridIntensity:
         source=entry["source"],
         year=entry["year"],
         license=entry["license"],
-        method="dataset",
-    )
-
-
-def _world_average(warnings: tuple[str, ...] = ()) -> GridIntensity:
-    entry = _table()["world_average"]
-    return GridIntensity(
-        g_per_kwh=float(entry["g_per_kwh"]),
-        location=None,
-        name=entry["name"],
-        source=entry["source"],
-        year=entry["year"],
-        license=entry["license"],
-        method="world-average",
+        method=method,
         warnings=warnings,
     )
 

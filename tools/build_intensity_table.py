@@ -477,6 +477,26 @@ def _ccf_value(raw: str, label: str, notes: list[str]) -> float:
     return float(text) * T_PER_KWH_TO_G_PER_KWH
 
 
+def _ccf_candidate(provider: str, region: str, display: str, cloud: str, place: str, country: str, row: dict, notes: list[str], aliases: list[str]) -> Candidate:
+    """One Cloud Carbon Footprint row (metric t CO2e/kWh) as a table candidate (gCO2e/kWh)."""
+    src = row["Source"].strip()
+    g = _ccf_value(row["CO2e (metric ton/kWh)"], f"{provider} {display}", notes)
+    return Candidate(
+        f"{provider}:{region}",
+        {
+            "name": f"{display} ({place}), {cloud}",
+            "g_per_kwh": r3(g),
+            "year": CCF_SOURCE_YEAR[src],
+            "source": "Cloud Carbon Footprint (" + CCF_SOURCE_TEXT[src].format(nerc=row["NERC Region"].strip()) + ")",
+            "license": "Apache-2.0",
+            "kind": "cloud",
+            "country": country,
+        },
+        "ccf",
+        aliases,
+    )
+
+
 def ccf(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
     out = []
     d = data_dir / "ccf"
@@ -484,51 +504,14 @@ def ccf(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
         for row in csv.DictReader(fh):
             region = row["Region"].strip()
             place, country = AWS_PLACES[region]
-            src = row["Source"].strip()
-            g = _ccf_value(row["CO2e (metric ton/kWh)"], f"aws {region}", notes)
-            out.append(
-                Candidate(
-                    f"aws:{region}",
-                    {
-                        "name": f"{region} ({place}), AWS",
-                        "g_per_kwh": r3(g),
-                        "year": CCF_SOURCE_YEAR[src],
-                        "source": "Cloud Carbon Footprint ("
-                        + CCF_SOURCE_TEXT[src].format(nerc=row["NERC Region"].strip())
-                        + ")",
-                        "license": "Apache-2.0",
-                        "kind": "cloud",
-                        "country": country,
-                    },
-                    "ccf",
-                    [f"aws:{region}", region],
-                )
-            )
+            out.append(_ccf_candidate("aws", region, region, "AWS", place, country, row, notes, [f"aws:{region}", region]))
     with (d / "grid-emissions-factors-azure.csv").open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             display = row["Region"].strip()
             region = display.lower().replace(" ", "")
             place, country = AZURE_PLACES[row["Location"].strip()]
-            src = row["Source"].strip()
-            g = _ccf_value(row["CO2e (metric ton/kWh)"], f"azure {display}", notes)
-            out.append(
-                Candidate(
-                    f"azure:{region}",
-                    {
-                        "name": f"{display} ({place}), Azure",
-                        "g_per_kwh": r3(g),
-                        "year": CCF_SOURCE_YEAR[src],
-                        "source": "Cloud Carbon Footprint ("
-                        + CCF_SOURCE_TEXT[src].format(nerc=row["NERC Region"].strip())
-                        + ")",
-                        "license": "Apache-2.0",
-                        "kind": "cloud",
-                        "country": country,
-                    },
-                    "ccf",
-                    [f"azure:{region}", region, display, f"azure:{display}"],
-                )
-            )
+            aliases = [f"azure:{region}", region, display, f"azure:{display}"]
+            out.append(_ccf_candidate("azure", region, display, "Azure", place, country, row, notes, aliases))
     with (d / "grid-emissions-factors-gcp.csv").open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             region = row["Region"].strip()
