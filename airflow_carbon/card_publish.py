@@ -27,6 +27,10 @@ MakeCo2 = Callable[[dict[str, Any] | None], dict[str, Any]]
 """Given the card's current co2_eq_emissions (or None), the value to write."""
 
 
+class HubReadError(RuntimeError):
+    """The card could not be read from the Hub (an error, not "no card"); nothing was written."""
+
+
 @dataclass(frozen=True)
 class Published:
     """What was written: the metadata, where, and (Hub) the commit and pull request."""
@@ -70,20 +74,28 @@ def publish_hub(
     revision: str | None = None,
     create_pr: bool = False,
     commit_message: str | None = None,
+    timeout_s: float = 30.0,
 ) -> Published:
-    """Update the model card of Hub repo ``repo_id`` in one commit (with ``exports`` beside it)."""
+    """Update the model card of Hub repo ``repo_id`` in one commit (with ``exports`` beside it).
+    ``timeout_s`` (s) bounds each read from the Hub."""
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import RemoteEntryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
 
     api = HfApi(endpoint=endpoint, token=token)
-    head = api.model_info(repo_id, revision=revision).sha  # the commit the revision points to now
+    head = api.model_info(repo_id, revision=revision, timeout=timeout_s).sha  # the commit the revision points to now
     with tempfile.TemporaryDirectory(prefix="airflow-carbon-card-") as cache:
         try:
-            path = api.hf_hub_download(repo_id, README, revision=head, cache_dir=cache)
+            path = api.hf_hub_download(repo_id, README, revision=head, cache_dir=cache, etag_timeout=timeout_s)
             text: str | None = _decode(Path(path).read_bytes())
         except RemoteEntryNotFoundError:  # the Hub answered "no such file": only then create a card.
             # (Not EntryNotFoundError: its LocalEntryNotFoundError branch also means "could not reach the Hub".)
             text = None
+        except LocalEntryNotFoundError as exc:  # the Hub could not be asked: say what it answered
+            cause = exc.__cause__ or exc.__context__
+            response = getattr(cause, "response", None)
+            hub_says = response.headers.get("X-Error-Message") if response is not None else None
+            detail = f"{cause or exc}" + (f" (the Hub says: {hub_says})" if hub_says else "")
+            raise HubReadError(f"could not read {README} of {repo_id} at {head} from {endpoint}: {detail}; the card was not changed") from exc
     co2 = make_co2(existing_co2(text))
     new = with_co2(text, co2)
     if new == text and not exports:

@@ -89,6 +89,24 @@ def test_no_records_fails_naming_the_tasks(airflow_dags, tmp_path, capfd):
     assert not (tmp_path / "README.md").exists()
 
 
+def test_a_record_that_fails_the_schema_is_named(airflow_dags, tmp_path, capfd):
+    run = airflow_dags.get_dag("carbon_card_bad_record").test(run_conf={"dir": str(tmp_path)})
+    assert run.state == "failed"
+    out, err = capfd.readouterr()
+    assert "task 'forged' (map index -1, try 1" in out + err and "invalid record field" in out + err
+    assert not (tmp_path / "README.md").exists()
+
+
+def test_no_records_can_skip(airflow_dags, tmp_path):
+    from airflow.utils.session import create_session
+
+    run = airflow_dags.get_dag("carbon_card_skip").test(run_conf={"dir": str(tmp_path)})
+    with create_session() as session:
+        (ti,) = [t for t in run.get_task_instances(session=session) if t.task_id == "publish"]
+        assert ti.state == "skipped"
+    assert not (tmp_path / "README.md").exists()
+
+
 def test_bad_publisher_arguments_fail_at_parse_time():
     from airflow_carbon import PublishModelCardOperator
 

@@ -95,6 +95,7 @@ class PublishModelCardOperator(BaseOperator):
     :param export_records: also write emissions.json and a CodeCarbon-style emissions.csv beside the card.
     :param hf_conn_id: Connection with the Hub token (password) and optionally the endpoint (host).
     :param create_pr, revision, commit_message: as ``huggingface_hub``'s ``create_commit``.
+    :param hub_timeout_s: seconds each read from the Hub may take (default 30).
     """
 
     template_fields: Sequence[str] = ("repo_id", "local_dir", "revision", "commit_message", "include_run_ids")
@@ -115,6 +116,7 @@ class PublishModelCardOperator(BaseOperator):
         create_pr: bool = False,
         revision: str | None = None,
         commit_message: str | None = None,
+        hub_timeout_s: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -130,6 +132,7 @@ class PublishModelCardOperator(BaseOperator):
         self.include_run_ids = list(include_run_ids or [])
         self.on_existing, self.if_no_records, self.export_records = on_existing, if_no_records, export_records
         self.hf_conn_id, self.create_pr, self.revision, self.commit_message = hf_conn_id, create_pr, revision, commit_message
+        self.hub_timeout_s = hub_timeout_s
 
     def _task_ids(self) -> list[str]:
         if self.task_ids is not None:
@@ -184,7 +187,7 @@ class PublishModelCardOperator(BaseOperator):
             endpoint, token = hub_credentials(self.hf_conn_id)
             published = publish_hub(
                 self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
-                create_pr=self.create_pr, commit_message=self.commit_message,
+                create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
             )
         self.log.info("co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions)
         return {**published.to_dict(), "totals": totals(records), "breakdown": breakdown(records)}

@@ -59,7 +59,36 @@ def carbon_card_nothing():
     untracked() >> PublishModelCardOperator(task_id="publish", local_dir="{{ dag_run.conf['dir'] }}", training_type="fine-tuning")
 
 
+@dag(schedule=None, start_date=START, catchup=False)
+def carbon_card_hub_timeout():
+    _trainers() >> PublishModelCardOperator(
+        task_id="publish", repo_id="{{ dag_run.conf['repo'] }}", training_type="fine-tuning", hf_conn_id="hf_test", hub_timeout_s=1,
+    )
+
+
+@dag(schedule=None, start_date=START, catchup=False)
+def carbon_card_bad_record():
+    @task
+    def forged(ti=None) -> None:
+        identity = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": -1, "try_number": 1}
+        ti.xcom_push(key="carbon_records", value=[{"schema_version": 1, "task": identity, "emissions_g": -5}])
+
+    forged() >> PublishModelCardOperator(task_id="publish", local_dir="{{ dag_run.conf['dir'] }}", training_type="fine-tuning")
+
+
+@dag(schedule=None, start_date=START, catchup=False)
+def carbon_card_skip():
+    @task
+    def untracked() -> int:
+        return 1
+
+    untracked() >> PublishModelCardOperator(task_id="publish", local_dir="{{ dag_run.conf['dir'] }}", training_type="fine-tuning", if_no_records="skip")
+
+
 carbon_card_local()
+carbon_card_hub_timeout()
+carbon_card_bad_record()
+carbon_card_skip()
 carbon_card_hub()
 carbon_card_hub_pr()
 carbon_card_nothing()
