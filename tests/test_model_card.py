@@ -41,6 +41,16 @@ def test_a_run_publishes_every_try_to_a_local_card(airflow_dags, fake_gpu, tmp_p
     assert sum(float(r["emissions"]) for r in rows) * 1000 == pytest.approx(co2["emissions"], rel=1e-5)  # kg, as CodeCarbon
 
 
+def test_earlier_runs_count_when_asked(airflow_dags, fake_gpu, tmp_path):
+    fake_gpu("count=1; power=const:200")
+    first = airflow_dags.get_dag("carbon_card_sweep").test(run_conf={"dir": str(tmp_path / "a")})
+    second = airflow_dags.get_dag("carbon_card_sweep").test(run_conf={"dir": str(tmp_path / "b"), "earlier_runs": first.run_id})
+    one, both = _publish_result(first), _publish_result(second)
+    assert one["totals"]["tries"] == 3 and both["totals"]["tries"] == 6
+    assert {row["run_id"] for row in both["breakdown"]} == {first.run_id, second.run_id}
+    assert both["co2_eq_emissions"]["emissions"] > one["co2_eq_emissions"]["emissions"]
+
+
 def test_the_existing_card_is_kept_and_a_rerun_rewrites_the_same_value(airflow_dags, fake_gpu, tmp_path):
     card = "---\r\nlicense: mit\r\nbase_model: org/base  # from the hub\r\n---\r\n\r\n# My model\r\n\r\nSome *text*.\r\n"
     (tmp_path / "README.md").write_bytes(card.encode())

@@ -89,7 +89,8 @@ class PublishModelCardOperator(BaseOperator):
     :param local_dir: a local model folder (its README.md is created with a minimal card if missing).
     :param training_type: "pre-training" or "fine-tuning" (other text accepted with a warning).
     :param task_ids: tasks whose records count (default: every task of the DAG that pushed records).
-    :param include_run_ids: earlier runs of this DAG whose records also count (e.g. a sweep's runs).
+    :param include_run_ids: earlier runs of this DAG whose records also count (e.g. a sweep's runs): a
+        list, or (as a rendered template gives) text with run ids separated by commas or whitespace.
     :param on_existing: when the card has co2_eq_emissions from elsewhere: "fail" (default), "replace", "add".
     :param if_no_records: "fail" (default) or "skip".
     :param export_records: also write emissions.json and a CodeCarbon-style emissions.csv beside the card.
@@ -108,7 +109,7 @@ class PublishModelCardOperator(BaseOperator):
         repo_id: str | None = None,
         local_dir: str | None = None,
         task_ids: Sequence[str] | None = None,
-        include_run_ids: Sequence[str] | None = None,
+        include_run_ids: Sequence[str] | str | None = None,
         on_existing: str = "fail",
         if_no_records: str = "fail",
         export_records: bool = False,
@@ -129,7 +130,7 @@ class PublishModelCardOperator(BaseOperator):
         self.training_type = validate_training_type(training_type)
         self.repo_id, self.local_dir = repo_id, local_dir
         self.task_ids = list(task_ids) if task_ids is not None else None
-        self.include_run_ids = list(include_run_ids or [])
+        self.include_run_ids = include_run_ids or []
         self.on_existing, self.if_no_records, self.export_records = on_existing, if_no_records, export_records
         self.hf_conn_id, self.create_pr, self.revision, self.commit_message = hf_conn_id, create_pr, revision, commit_message
         self.hub_timeout_s = hub_timeout_s
@@ -143,7 +144,10 @@ class PublishModelCardOperator(BaseOperator):
         """Every record of the run (and of ``include_run_ids``), validated."""
         ti, task_ids = context["ti"], self._task_ids()
         records: list[dict[str, Any]] = []
-        for run_id in [ti.run_id, *[r for r in self.include_run_ids if r != ti.run_id]]:
+        earlier = self.include_run_ids
+        if isinstance(earlier, str):
+            earlier = earlier.replace(",", " ").split()
+        for run_id in [ti.run_id, *[r for r in earlier if r != ti.run_id]]:
             for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
                 records.extend(value or [])
         for record in records:

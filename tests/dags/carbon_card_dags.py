@@ -85,7 +85,16 @@ def carbon_card_skip():
     untracked() >> PublishModelCardOperator(task_id="publish", local_dir="{{ dag_run.conf['dir'] }}", training_type="fine-tuning", if_no_records="skip")
 
 
+@dag(schedule=None, start_date=START, catchup=False)
+def carbon_card_sweep():
+    _trainers() >> PublishModelCardOperator(
+        task_id="publish", local_dir="{{ dag_run.conf['dir'] }}", training_type="fine-tuning",
+        include_run_ids="{{ dag_run.conf.get('earlier_runs', '') }}",
+    )
+
+
 carbon_card_local()
+carbon_card_sweep()
 carbon_card_hub_timeout()
 carbon_card_bad_record()
 carbon_card_skip()
