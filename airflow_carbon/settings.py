@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from airflow_carbon.card_metadata import validate_training_type
 from airflow_carbon.emissions import DEFAULT_PUE, validate_pue
 from airflow_carbon.intensity import resolve_intensity
 from airflow_carbon.provider import CONFIG_OPTIONS
@@ -16,7 +17,6 @@ from airflow_carbon.meter import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_SAMPLING
 
 SECTION = "carbon"
 
-TRAINING_TYPES = ("pre-training", "fine-tuning")
 
 OPTIONS = CONFIG_OPTIONS
 """option -> (type, default, description): declared once, in the provider metadata."""
@@ -74,8 +74,8 @@ class CarbonSettings:
         validate_pue(self.pue)
         validate_interval_s("sampling_interval_s", self.sampling_interval_s, 0.001, 60)
         validate_interval_s("checkpoint_interval_s", self.checkpoint_interval_s, 1, 86_400)
-        if self.training_type is not None and not isinstance(self.training_type, str):
-            raise ValueError(f"training_type={self.training_type!r} must be text such as 'fine-tuning' or 'pre-training'")
+        if self.training_type is not None:
+            validate_training_type(self.training_type)
 
     def meter(self, **kwargs: Any) -> EnergyMeter:
         """An EnergyMeter with these settings."""
