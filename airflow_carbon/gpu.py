@@ -49,7 +49,8 @@ def integrate_j(samples: list[tuple[float, float]]) -> float:
 
 
 class GpuWindow:
-    """Energy of ``gpus`` between :meth:`start` and :meth:`stop`; :meth:`sample` runs on the sampler thread."""
+    """Energy of ``gpus`` between :meth:`start` and :meth:`stop`; :meth:`sample` runs on the sampler thread.
+    Every ``t`` is a ``time.monotonic()`` instant (s)."""
 
     def __init__(self, gpus: list[nvml.Gpu], *, use_counter: bool = True) -> None:
         self._tracks = [_Track(gpu) for gpu in gpus]
@@ -140,9 +141,9 @@ class GpuWindow:
         elif track.error is not None:
             warnings.append(f"{label}: NVML failed ({track.error}); its energy is {'partial' if energy_j else 'missing'}")
         powers = [w for _, w in track.samples]
-        measured_s = (track.samples[-1][0] - track.samples[0][0]) if len(track.samples) >= 2 else duration_s
-        if method == "counter":
-            measured_s = duration_s
+        # seconds the energy covers: the whole window for the counter, the sampled span otherwise
+        sampled = method == "sampled" and len(track.samples) >= 2
+        measured_s = track.samples[-1][0] - track.samples[0][0] if sampled else duration_s
         entry = {
             "index": gpu.index,
             "cuda_index": gpu.cuda_index,

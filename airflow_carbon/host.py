@@ -172,7 +172,8 @@ def hostname() -> str:
 
 @dataclass
 class HostWindow:
-    """CPU and RAM energy of this process tree from :meth:`start` to each :meth:`read`."""
+    """CPU and RAM energy of this process tree from :meth:`start` to each :meth:`read`.
+    Every ``t`` is a ``time.monotonic()`` instant (s); ``duration_s`` is the window's length (s)."""
 
     cpu_w_per_core: float = DEFAULT_CPU_W_PER_CORE
     ram_w_per_gb: float = DEFAULT_RAM_W_PER_GB

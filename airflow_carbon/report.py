@@ -7,7 +7,8 @@ from typing import Any, Iterable
 from airflow_carbon.units import J_PER_KWH
 
 
-def _energy(component: dict[str, Any]) -> str:
+def component_energy(component: dict[str, Any]) -> str:
+    """A record component's energy for people, with its method: '12.3 J [counter]'."""
     kwh = component["energy_kwh"]
     value = "missing" if kwh is None else f"{kwh * J_PER_KWH:.1f} J"
     return f"{value} [{component['method']}]"
@@ -21,7 +22,7 @@ def records_table(records: Iterable[dict[str, Any]]) -> str:
     for r in records:
         t, c = r["task"], r["components"]
         name = t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else "")
-        rows.append((name, str(t["try_number"]), r.get("status", "?"), _energy(c["gpu"]), _energy(c["cpu"]), _energy(c["ram"]), f"{r['emissions_g']:.6g}"))
+        rows.append((name, str(t["try_number"]), r.get("status", "?"), component_energy(c["gpu"]), component_energy(c["cpu"]), component_energy(c["ram"]), f"{r['emissions_g']:.6g}"))
         total_kwh += r["energy_kwh"]
         total_g += r["emissions_g"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -18,14 +18,11 @@ from airflow_carbon.meter import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_SAMPLING
 SECTION = "carbon"
 
 
-OPTIONS = CONFIG_OPTIONS
-"""option -> (type, default, description): declared once, in the provider metadata."""
-
-
 def _conf(option: str) -> str:
     from airflow.sdk import conf
 
-    return (conf.get(SECTION, option, fallback=OPTIONS[option][1]) or "").strip()
+    # defaults are declared once, in provider.py
+    return (conf.get(SECTION, option, fallback=CONFIG_OPTIONS[option][1]) or "").strip()
 
 
 def _float_or_none(option: str, text: str) -> float | None:

@@ -14,6 +14,7 @@ import logging
 import warnings
 from typing import Any
 
+from airflow_carbon.report import component_energy
 from airflow_carbon.settings import CarbonSettings
 
 XCOM_KEY = "carbon_records"
@@ -23,14 +24,6 @@ STATE_KEY = "airflow_carbon.records"
 """Task state store key of the same list, which survives retries."""
 
 log = logging.getLogger(__name__)
-
-
-def _fmt_energy(record: dict[str, Any]) -> str:
-    parts = []
-    for name, component in record["components"].items():
-        kwh = component["energy_kwh"]
-        parts.append(f"{name} {'missing' if kwh is None else f'{kwh * 3.6e6:.1f} J'} [{component['method']}]")
-    return ", ".join(parts)
 
 
 class TaskTracker:
@@ -88,7 +81,7 @@ class TaskTracker:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
         log.info(
             "airflow-carbon: try %s %s: %.4g gCO2e; %s; %s",
-            record["task"]["try_number"], status, record["emissions_g"], _fmt_energy(record),
+            record["task"]["try_number"], status, record["emissions_g"], ", ".join(f"{name} {component_energy(c)}" for name, c in record["components"].items()),
             "; ".join(record["warnings"]) or "no warnings",
         )
         return records
