@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_carbon import XCOM_KEY, validate_record
+from airflow_helpers import xcom_value
+
+from airflow_carbon import validate_record
 
 
 def _run(airflow_dags, dag_id):
@@ -41,21 +43,10 @@ def test_mapped_decorated_task_records_every_instance(airflow_dags, fake_gpu):
 
 
 def test_mapped_task_return_values_still_flow_downstream(airflow_dags, fake_gpu):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     fake_gpu("count=1; power=const:100")
     run = airflow_dags.get_dag("carbon_mapped").test()
-    with create_session() as session:
-        collected = session.scalars(
-            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "collect", XComModel.key == "return_value")
-        ).one()
-        label = session.scalars(
-            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "train", XComModel.map_index == 0, XComModel.key == "label")
-        ).one()
-        assert XComModel.deserialize_value(collected) == [0.001, 0.01, 0.1]  # multiple_outputs -> "lr"
-        assert XComModel.deserialize_value(label) == run.run_id  # templated argument rendered
+    assert xcom_value(run.run_id, "collect") == [0.001, 0.01, 0.1]  # multiple_outputs -> "lr"
+    assert xcom_value(run.run_id, "train", "label", map_index=0) == run.run_id  # templated argument rendered
 
 
 def test_a_failed_try_is_kept_in_the_last_tries_xcom(airflow_dags, fake_gpu):
@@ -95,17 +86,9 @@ def test_listener_is_off_by_default(airflow_dags, fake_gpu):
 
 
 def test_tracked_tasks_link_to_their_emissions_page(airflow_dags, fake_gpu):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     fake_gpu("count=1")
     run = airflow_dags.get_dag("carbon_classic").test()
-    with create_session() as session:
-        link = session.scalars(
-            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "classic", XComModel.key == "_link_CarbonEmissionsLink")
-        ).one()
-        url = XComModel.deserialize_value(link)
+    url = xcom_value(run.run_id, "classic", "_link_CarbonEmissionsLink")
     assert url.startswith("/carbon/dags/carbon_classic/runs/") and url.endswith("/tasks/classic")
 
 

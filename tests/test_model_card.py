@@ -8,19 +8,14 @@ import io
 import json
 
 import pytest
+from airflow_helpers import xcom_value
 import yaml
 
 from airflow_carbon.card_text import existing_co2
 
 
 def _publish_result(run):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        xcom = session.scalars(select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "publish", XComModel.key == "return_value")).one_or_none()
-        return None if xcom is None else XComModel.deserialize_value(xcom)
+    return xcom_value(run.run_id, "publish")
 
 
 def test_a_run_publishes_every_try_to_a_local_card(airflow_dags, fake_gpu, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_helpers import xcom_value
 
 from airflow_carbon.card_text import existing_co2
 
@@ -47,13 +48,7 @@ def test_publishes_to_the_hub_keeping_the_rest_of_the_card(airflow_dags, fake_gp
 
 
 def _publish_result(run):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        xcom = session.scalars(select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "publish", XComModel.key == "return_value")).one()
-        return XComModel.deserialize_value(xcom)
+    return xcom_value(run.run_id, "publish")
 
 
 def test_its_own_earlier_entry_is_recomputed_not_added_to(airflow_dags, fake_gpu, hub):

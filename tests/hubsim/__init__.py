@@ -250,37 +250,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, f"no such endpoint: {self.command} {path}")
 
     # -- endpoints -----------------------------------------------------------------------------------
-    def _model_info(self, repo_id: str, revision: str) -> None:
+    def _commit_at(self, repo_id: str, revision: str) -> tuple[str, dict[str, bytes]] | None:
+        """(commit sha, files) that ``revision`` of ``repo_id`` points to; answers 404 and returns None if none."""
         repo = self._repo(repo_id)
         if repo is None:
-            return
+            return None
         with self.hub._lock:
             sha = repo.resolve(revision)
             if sha is None:
-                return self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-            files = sorted(repo.commits[sha]["files"])
-        self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False, "siblings": [{"rfilename": f} for f in files], "tags": [], "downloads": 0, "likes": 0})
+                self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+                return None
+            return sha, dict(repo.commits[sha]["files"])
+
+    def _model_info(self, repo_id: str, revision: str) -> None:
+        found = self._commit_at(repo_id, revision)
+        if found is None:
+            return
+        sha, files = found
+        self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False, "siblings": [{"rfilename": f} for f in sorted(files)], "tags": [], "downloads": 0, "likes": 0})
 
     def _resolve(self, repo_id: str, revision: str, file_path: str) -> None:
-        repo = self._repo(repo_id)
-        if repo is None:
+        found = self._commit_at(repo_id, revision)
+        if found is None:
             return
-        with self.hub._lock:
-            sha = repo.resolve(revision)
-            if sha is None:
-                return self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-            data = repo.commits[sha]["files"].get(file_path)
+        sha, files = found
         headers = {} if self.hub.omit_repo_commit_header else {"X-Repo-Commit": sha}
+        data = files.get(file_path)
         if data is None:
-            self.send_response(404)
-            body = json.dumps({"error": "Entry not found"}).encode()
-            for k, v in {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found", **headers}.items():
-                self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            error = {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found", **headers}
+            self._send(404, json.dumps({"error": "Entry not found"}).encode(), error)
             return
         etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         self._send(200, data, {**headers, "ETag": f'"{etag}"'}, content_type="application/octet-stream")
