@@ -7,14 +7,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup test demo bench constraints intensity-table clean
 
-# System packages: a C compiler builds the simulated GPU (tests/fake_nvml) for tests and bench.
+# System packages (Debian, apt-get as root), installed only when missing: a C compiler builds the
+# simulated GPU (tests/fake_nvml); Chromium drives the UI tests (Playwright cannot download its own
+# browser here); the docker-compose client validates docker-compose.yml (no engine needed).
+APT_PACKAGES := $(if $(shell command -v cc),,gcc libc6-dev) $(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(shell command -v docker-compose),,docker-compose)
+
 $(VENV)/.system:
-	@command -v cc >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@touch $@
 
 $(STAMP): $(VENV)/.system pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
+	$(PIP) install -q -c constraints.txt -e '.[test,bench,cluster]'
 	@touch $@
 
 setup: $(STAMP)
@@ -42,7 +48,7 @@ bench: setup
 # Regenerate constraints.txt from a clean virtual environment.
 constraints:
 	rm -rf build/constraints-venv && $(PYTHON) -m venv build/constraints-venv
-	build/constraints-venv/bin/pip install -q -e '.[test,bench]'
+	build/constraints-venv/bin/pip install -q -e '.[test,bench,cluster]'
 	{ echo "# Generated with 'make constraints' from a clean install on Python 3.11 (Airflow's constraint URLs are unreachable here)."; \
 	  build/constraints-venv/bin/pip freeze --exclude-editable | grep -vi '^airflow-carbon'; } > constraints.txt
 
