@@ -9,58 +9,22 @@ Connection (password) or HF_TOKEN, and never reaches logs, XCom or rendered fiel
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import platform
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator
 
 from airflow_carbon.card_metadata import breakdown, co2_eq_emissions, combine, totals, validate_training_type
+from airflow_carbon.export import records_csv
 from airflow_carbon.record import RecordError, validate_record
 from airflow_carbon.task_tracking import XCOM_KEY
 
+MODEL_CARD_XCOM_KEY = "carbon_model_card"
+"""XCom key of what the publisher wrote (metadata, where, commit), which the UI's run view shows."""
+
 ON_EXISTING = ("fail", "replace", "add")
 IF_NO_RECORDS = ("fail", "skip")
-
-# CodeCarbon's emissions.csv columns and units (kg CO2e, kWh, W, s), so its tooling reads our export.
-CODECARBON_COLUMNS = [
-    "timestamp", "project_name", "run_id", "experiment_id", "duration", "emissions", "emissions_rate",
-    "cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed",
-    "country_name", "country_iso_code", "region", "cloud_provider", "cloud_region", "os", "python_version",
-    "codecarbon_version", "cpu_count", "cpu_model", "gpu_count", "gpu_model", "longitude", "latitude",
-    "ram_total_size", "tracking_mode", "on_cloud", "pue",
-]
-
-
-def records_csv(records: list[dict[str, Any]]) -> bytes:
-    """The records as CodeCarbon's emissions.csv (one row per task try)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CODECARBON_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in records:
-        c, t, d = r["components"], r["task"], max(r["duration_s"], 1e-9)
-        kwh = {k: c[k]["energy_kwh"] or 0.0 for k in ("cpu", "gpu", "ram")}
-        location = r["intensity"].get("location") or ""
-        writer.writerow({
-            "timestamp": r["ended_at"], "project_name": t["dag_id"], "run_id": t["run_id"],
-            "experiment_id": f"{t['task_id']}[{t['map_index']}]#{t['try_number']}", "duration": r["duration_s"],
-            "emissions": r["emissions_g"] / 1000, "emissions_rate": r["emissions_g"] / 1000 / d,
-            **{f"{k}_power": kwh[k] * 3.6e6 / d for k in kwh}, **{f"{k}_energy": kwh[k] for k in kwh},
-            "energy_consumed": r["energy_kwh"], "country_name": r["intensity"]["name"],
-            "country_iso_code": location if len(location) in (2, 3) else "", "region": location if "-" in location else "",
-            "cloud_provider": location.split(":")[0] if ":" in location else "",
-            "cloud_region": location.split(":")[1] if ":" in location else "", "os": platform.platform(),
-            "python_version": platform.python_version(), "codecarbon_version": "", "cpu_count": c["cpu"].get("sockets", ""),
-            "cpu_model": c["cpu"].get("model", ""), "gpu_count": len(r["gpus"]),
-            "gpu_model": ", ".join(sorted({g["name"] for g in r["gpus"]})), "longitude": "", "latitude": "",
-            "ram_total_size": c["ram"].get("mean_rss_gb", ""), "tracking_mode": "process", "on_cloud": "Y" if ":" in location else "N",
-            "pue": r["pue"],
-        })
-    return out.getvalue().encode("utf-8")
-
 
 def hub_credentials(conn_id: str) -> tuple[str, str | None]:
     """(endpoint, token) from the Airflow Connection ``conn_id`` (host, password), else HF_ENDPOINT / HF_TOKEN."""
@@ -194,4 +158,5 @@ class PublishModelCardOperator(BaseOperator):
                 create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
             )
         self.log.info("co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions)
+        context["ti"].xcom_push(key=MODEL_CARD_XCOM_KEY, value=published.to_dict())
         return {**published.to_dict(), "totals": totals(records), "breakdown": breakdown(records)}
