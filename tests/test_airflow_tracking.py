@@ -3,6 +3,8 @@ from the metadata database's XComs, the tracked tasks running against the simula
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from airflow_helpers import xcom_value
@@ -89,7 +91,8 @@ def test_tracked_tasks_link_to_their_emissions_page(airflow_dags, fake_gpu):
     fake_gpu("count=1")
     run = airflow_dags.get_dag("carbon_classic").test()
     url = xcom_value(run.run_id, "classic", "_link_CarbonEmissionsLink")
-    assert url.startswith("/carbon/dags/carbon_classic/runs/") and url.endswith("/tasks/classic")
+    # the task instance's "Carbon" tab inside Airflow's UI (the UI plugin's view, see tests/test_ui.py)
+    assert url == f"/dags/carbon_classic/runs/{quote(run.run_id, safe='')}/tasks/classic/plugin/carbon-task"
 
 
 def test_records_survive_without_a_gpu_driver(airflow_dags):

@@ -1,4 +1,4 @@
-"""Airflow layer: the "Carbon emissions" extra link of tracked tasks, to their page in the Airflow UI."""
+"""Airflow layer: the "Carbon emissions" extra link of tracked tasks, to their tab in the Airflow UI."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ if TYPE_CHECKING:
 
 
 def task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
-    """The UI path of one task instance's emissions (served under /carbon by the UI plugin)."""
-    path = f"/carbon/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
-    return path if map_index < 0 else f"{path}?map_index={map_index}"
+    """The Airflow UI route of one task instance's "Carbon" tab (the UI plugin's task instance view)."""
+    path = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+    return f"{path}{'' if map_index < 0 else f'/mapped/{map_index}'}/plugin/carbon-task"
 
 
 class CarbonEmissionsLink(BaseOperatorLink):

@@ -1,0 +1,179 @@
+"""Airflow layer: the UI's reads from the metadata database, always limited to DAGs the user may read.
+
+Totals over many runs are summed inside the database from the flat per-task-instance summaries
+(XCom key ``carbon_summary``), so the overview and DAG pages stay fast with a year of history; only a
+run's or a task instance's own page decodes full records (XCom key ``carbon_records``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Collection, Iterable
+
+from airflow.models.dagrun import DagRun
+from airflow.models.xcom import XComModel
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from airflow_carbon.operators.model_card import MODEL_CARD_XCOM_KEY
+from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
+
+_SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
+
+
+def _summary_number(key: str) -> Any:
+    return XComModel.value[key].as_float()
+
+
+def _day(session: Session) -> Any:
+    """The UTC calendar day of an XCom's timestamp, in this database's SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", XComModel.timestamp))
+    return func.date(XComModel.timestamp)
+
+
+def _sums() -> list[Any]:
+    return [func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in _SUMMED]
+
+
+def _where(dag_ids: Collection[str], since: datetime | None) -> list[Any]:
+    clauses = [XComModel.key == SUMMARY_XCOM_KEY, XComModel.dag_id.in_(list(dag_ids))]
+    if since is not None:
+        clauses.append(XComModel.timestamp >= since)
+    return clauses
+
+
+def _row_sums(row: Any) -> dict[str, float]:
+    return {k: float(getattr(row, k) or 0.0) for k in _SUMMED}
+
+
+def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -> dict[str, Any]:
+    """Per DAG (of ``dag_ids``): emissions (g), energy (kWh), runs, task instances, tries since ``since``;
+    and per UTC day: emissions (g) and energy (kWh)."""
+    if not dag_ids:
+        return {"dags": [], "days": []}
+    day = _day(session)
+    per_day = session.execute(
+        select(XComModel.dag_id, day.label("day"), *_sums(), func.count().label("task_instances"),
+               func.max(XComModel.timestamp).label("last"))
+        .where(*_where(dag_ids, since))
+        .group_by(XComModel.dag_id, day)
+    ).all()
+    runs = dict(session.execute(
+        select(XComModel.dag_id, func.count(distinct(XComModel.dag_run_id))).where(*_where(dag_ids, since)).group_by(XComModel.dag_id)
+    ).all())
+    dags: dict[str, dict[str, Any]] = {}
+    days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
+    for row in per_day:
+        sums = _row_sums(row)
+        dag = dags.setdefault(row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_SUMMED, 0.0), "task_instances": 0, "last_seen": None})
+        for k in _SUMMED:
+            dag[k] += sums[k]
+        dag["task_instances"] += row.task_instances
+        last = _as_datetime(row.last)
+        dag["last_seen"] = max(filter(None, [dag["last_seen"], last]), default=None)
+        bucket = days[str(row.day)]
+        bucket["emissions_g"] += sums["emissions_g"]
+        bucket["energy_kwh"] += sums["energy_kwh"]
+    for dag_id, dag in dags.items():
+        dag["runs"] = runs.get(dag_id, 0)
+        dag["tries"] = int(dag["tries"])
+        dag["failed_tries"] = int(dag["failed_tries"])
+        dag["last_seen"] = dag["last_seen"].isoformat() if dag["last_seen"] else None
+    return {
+        "dags": list(dags.values()),
+        "days": [{"date": d, **v} for d, v in sorted(days.items())],
+    }
+
+
+def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) -> dict[str, Any]:
+    """The DAG's tracked runs since ``since``, newest first (at most ``limit``): run id, dates, state,
+    emissions (g), energy (kWh, by component), task instances, tries, hardware; and the number of runs."""
+    where = _where([dag_id], since)
+    total_runs = session.scalar(select(func.count(distinct(XComModel.dag_run_id))).where(*where)) or 0
+    rows = session.execute(
+        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, *_sums(),
+               func.count().label("task_instances"))
+        .join(DagRun, DagRun.id == XComModel.dag_run_id)
+        .where(*where)
+        .group_by(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state)
+        .order_by(DagRun.run_after.desc(), DagRun.id.desc())
+        .limit(limit)
+    ).all()
+    hardware: dict[int, set[str]] = defaultdict(set)
+    if rows:
+        for run_pk, used in session.execute(
+            select(XComModel.dag_run_id, XComModel.value["hardware_used"].as_string())
+            .where(*where, XComModel.dag_run_id.in_([r.id for r in rows])).distinct()
+        ):
+            if used:
+                hardware[run_pk].update(part.strip() for part in used.split(","))
+    runs = []
+    for r in rows:
+        sums = _row_sums(r)
+        runs.append({
+            "run_id": r.run_id,
+            "run_after": _iso(r.run_after),
+            "logical_date": _iso(r.logical_date),
+            "state": str(r.state) if r.state is not None else None,
+            **sums,
+            "tries": int(sums["tries"]),
+            "failed_tries": int(sums["failed_tries"]),
+            "task_instances": r.task_instances,
+            "hardware_used": ", ".join(sorted(hardware.get(r.id, ()))),
+        })
+    return {"runs": runs, "total_runs": total_runs}
+
+
+def dag_run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The run's id, dates and state, or None when there is no such run."""
+    run = session.execute(
+        select(DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, DagRun.start_date, DagRun.end_date)
+        .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ).first()
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id, "run_after": _iso(run.run_after), "logical_date": _iso(run.logical_date),
+        "state": str(run.state) if run.state is not None else None,
+        "start_date": _iso(run.start_date), "end_date": _iso(run.end_date),
+    }
+
+
+def run_records(session: Session, dag_id: str, run_id: str, task_id: str | None = None,
+                map_index: int | None = None) -> list[dict[str, Any]]:
+    """Every record of the run (every task, mapped instance and try), or of one task (instance)."""
+    query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
+    if task_id is not None:
+        query = query.where(XComModel.task_id == task_id)
+    if map_index is not None:
+        query = query.where(XComModel.map_index == map_index)
+    return [r for xcom in session.scalars(query) for r in _records(XComModel.deserialize_value(xcom))]
+
+
+def model_cards(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """What each publishing task of the run wrote to a model card (metadata, where, commit)."""
+    xcoms = session.scalars(
+        select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == MODEL_CARD_XCOM_KEY)
+    )
+    cards = []
+    for xcom in xcoms:
+        value = XComModel.deserialize_value(xcom)
+        if isinstance(value, dict):
+            cards.append({"task_id": xcom.task_id, **value})
+    return cards
+
+
+def _records(value: Any) -> Iterable[dict[str, Any]]:
+    return [r for r in value if isinstance(r, dict) and "task" in r] if isinstance(value, list) else []
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))  # SQLite's aggregate returns the stored text
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,136 @@
+"""Airflow layer: what each UI view shows, as plain data: the JSON endpoints return it, the pages render it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, Collection
+
+from sqlalchemy.orm import Session
+
+from airflow_carbon.card_metadata import totals
+from airflow_carbon.summary import task_summary
+from airflow_carbon.ui import queries
+
+PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
+"""Accepted ``period`` values: days back from now (None: all history)."""
+
+OVERVIEW_SORTS = ("emissions_g", "energy_kwh", "dag_id", "runs", "task_instances", "last_seen")
+RUN_LIMIT = 200
+"""Runs shown on a DAG's page by default (newest first); ``limit`` asks for more."""
+
+
+class BadParameter(ValueError):
+    """A query parameter with a value the UI does not accept (the message names both)."""
+
+
+def since(period: str, now: datetime | None = None) -> datetime | None:
+    if period not in PERIODS:
+        raise BadParameter(f"period {period!r} is not one of {', '.join(PERIODS)}")
+    days = PERIODS[period]
+    return None if days is None else (now or datetime.now(timezone.utc)) - timedelta(days=days)
+
+
+def overview(session: Session, dag_ids: Collection[str], period: str, sort: str = "emissions_g", order: str = "desc") -> dict[str, Any]:
+    """Every readable DAG with tracked tasks: totals over ``period``, sorted; emissions per UTC day."""
+    if sort not in OVERVIEW_SORTS:
+        raise BadParameter(f"sort {sort!r} is not one of {', '.join(OVERVIEW_SORTS)}")
+    if order not in ("asc", "desc"):
+        raise BadParameter(f"order {order!r} is not one of asc, desc")
+    data = queries.estate(session, dag_ids, since(period))
+    dags = sorted(data["dags"], key=lambda d: (d[sort] is None, d[sort] or 0) if sort != "dag_id" else d["dag_id"], reverse=order == "desc")
+    return {
+        "period": period, "sort": sort, "order": order,
+        "totals": {
+            "emissions_g": sum(d["emissions_g"] for d in dags), "energy_kwh": sum(d["energy_kwh"] for d in dags),
+            "dags": len(dags), "runs": sum(d["runs"] for d in dags), "task_instances": sum(d["task_instances"] for d in dags),
+            "tries": sum(d["tries"] for d in dags),
+        },
+        "dags": dags,
+        "days": data["days"],
+    }
+
+
+def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> dict[str, Any]:
+    """One DAG's tracked runs over ``period`` (newest ``limit``), with their totals."""
+    if not 1 <= limit <= 100_000:
+        raise BadParameter(f"limit {limit!r} is not between 1 and 100000")
+    data = queries.dag_runs(session, dag_id, since(period), limit)
+    runs = data["runs"]
+    return {
+        "dag_id": dag_id, "period": period, "limit": limit, "total_runs": data["total_runs"],
+        "totals": {k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "task_instances", "tries")},
+        "runs": runs,
+    }
+
+
+def try_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One task try's line: identity, outcome, where, when, energy (kWh) by component and method, g CO2e."""
+    t, c = record["task"], record["components"]
+    return {
+        "task_id": t["task_id"], "map_index": t["map_index"], "try_number": t["try_number"],
+        "status": record.get("status"), "hostname": t.get("hostname") or record["host"], "host": record["host"],
+        "queue": t.get("queue"), "started_at": record["started_at"], "ended_at": record["ended_at"],
+        "duration_s": record["duration_s"], "emissions_g": record["emissions_g"], "energy_kwh": record["energy_kwh"],
+        **{f"{k}_kwh": c[k]["energy_kwh"] for k in ("gpu", "cpu", "ram")},
+        "methods": {k: c[k]["method"] for k in ("gpu", "cpu", "ram")},
+        "hardware_used": record["hardware_used"], "warnings": record["warnings"],
+    }
+
+
+def _intensities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        i = r["intensity"]
+        entry = {k: i.get(k) for k in ("name", "location", "g_per_kwh", "source", "year", "license", "method")}
+        entry["pue"] = r["pue"]
+        seen.setdefault(tuple(entry.values()), entry)
+    return list(seen.values())
+
+
+def _order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: (r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"]))
+
+
+def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """One run: totals, per task instance (every mapped instance) and per try, intensities, model cards."""
+    info = queries.dag_run(session, dag_id, run_id)
+    if info is None:
+        return None
+    records = _order(queries.run_records(session, dag_id, run_id))
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
+    return {
+        "dag_id": dag_id, **info,
+        "totals": totals(records) if records else None,
+        "task_instances": [{"task_id": t, "map_index": m, **task_summary(rs)} for (t, m), rs in groups.items()],
+        "tasks": [try_row(r) for r in records],
+        "intensity": _intensities(records),
+        "model_cards": queries.model_cards(session, dag_id, run_id),
+    }
+
+
+def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
+    """One task instance: its totals and every try's full record."""
+    records = _order(queries.run_records(session, dag_id, run_id, task_id, map_index))
+    return {
+        "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
+        "summary": task_summary(records) if records else None,
+        "records": records,
+    }
+
+
+def dags_csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The overview's table with CodeCarbon's names and units (emissions kg, energy kWh)."""
+    return [{"project_name": d["dag_id"], "emissions": d["emissions_g"] / 1000, "energy_consumed": d["energy_kwh"],
+             "runs": d["runs"], "task_instances": d["task_instances"], "tries": d["tries"], "timestamp": d["last_seen"]}
+            for d in data["dags"]]
+
+
+def runs_csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A DAG's runs with CodeCarbon's names and units (emissions kg, energy kWh)."""
+    return [{"timestamp": r["run_after"], "project_name": data["dag_id"], "run_id": r["run_id"], "state": r["state"],
+             "emissions": r["emissions_g"] / 1000, "cpu_energy": r["cpu_kwh"], "gpu_energy": r["gpu_kwh"],
+             "ram_energy": r["ram_kwh"], "energy_consumed": r["energy_kwh"], "task_instances": r["task_instances"],
+             "tries": r["tries"], "hardware_used": r["hardware_used"]} for r in data["runs"]]
