@@ -48,3 +48,27 @@ def fake_gpu():
     yield configure
     for gpu in reversed(active):
         gpu.deactivate()
+
+
+HOSTILE = "<script>alert('carbon')</script>"
+"""Text that must render as text: it reaches the UI as the simulated GPU's name (a driver string)."""
+
+
+@pytest.fixture(scope="session")
+def ui(airflow_dags, tmp_path_factory):
+    """A real ``airflow api-server`` (tests/ui_server.py) over records of real dag.test() runs:
+    carbon_card_local (mapped training, a failed try, a published model card) and carbon_mapped, on a
+    simulated GPU whose name is hostile markup. ``alice`` may read carbon_mapped only."""
+    from types import SimpleNamespace
+
+    from ui_server import ApiServer
+
+    gpu = fake_nvml.activate(f"count=1; power=const:150; name=NVIDIA {HOSTILE}")
+    try:
+        card = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path_factory.mktemp("card"))})
+        mapped = airflow_dags.get_dag("carbon_mapped").test()
+    finally:
+        gpu.deactivate()
+    server = ApiServer(tmp_path_factory.mktemp("api-server"), scope={"alice": ["carbon_mapped"]}).start()
+    yield SimpleNamespace(server=server, card_run=card.run_id, mapped_run=mapped.run_id)
+    server.stop()

@@ -10,7 +10,7 @@ from html import escape
 from typing import Callable, Sequence
 
 WIDTH, HEIGHT = 760, 230
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 12, 42
+LEFT, RIGHT, TOP, BOTTOM = 104, 10, 12, 42
 
 
 def _ticks(top: float, count: int = 4) -> list[float]:
@@ -39,7 +39,7 @@ def bar_chart(
     y_max = max(ticks[-1], top)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / len(bars)
-    bar_w = max(slot * 0.8, 1.0)
+    bar_w = min(max(slot * 0.8, 1.0), 48.0)
     out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
     for t in ticks:
