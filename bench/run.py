@@ -132,6 +132,14 @@ def import_time_us(module: str) -> tuple[int, list[str]]:
     return total, sorted(packages)
 
 
+def _worker(script: str) -> dict:
+    """Run a bench worker in its own process; its last stdout line is its JSON result."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench worker {script} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _err(measured: float | None, truth: float) -> float | None:
     return None if measured is None else 100.0 * (measured - truth) / truth
 
@@ -151,14 +159,9 @@ def main() -> None:
             rows.append((name, label + (f" [{method}]" if method else ""), r[tool]["truth_j"], r[tool]["energy_j"], e))
     ov = _child(["--overhead", "count=1; power=const:300"], {**lib_env, "FAKE_NVML_CONFIG": "count=1; power=const:300"})
     results["overhead"] = ov
-    af = subprocess.run([sys.executable, str(ROOT / "bench" / "airflow_overhead.py")], capture_output=True, text=True)
-    if af.returncode != 0:
-        raise SystemExit(f"bench worker airflow_overhead.py failed:\n{af.stderr[-3000:]}")
-    results["airflow"] = json.loads(af.stdout.strip().splitlines()[-1])
-    ag = subprocess.run([sys.executable, str(ROOT / "bench" / "aggregation.py")], capture_output=True, text=True)
-    if ag.returncode != 0:
-        raise SystemExit(f"bench worker aggregation.py failed:\n{ag.stderr[-3000:]}")
-    results["aggregation"] = json.loads(ag.stdout.strip().splitlines()[-1])
+    results["airflow"] = _worker("airflow_overhead.py")
+    results["aggregation"] = _worker("aggregation.py")
+    results["ui"] = _worker("ui.py")
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -200,6 +203,17 @@ def main() -> None:
     for row in results["aggregation"]:
         goal = "<= 2 s" if row["records"] == 10_000 else ""
         print(f"| {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {row['peak_rss_growth_mb']:20.1f} | {goal:>8} |")
+    u = results["ui"]
+    print(f"\nUI with a year of history: {u['runs']} DAG runs x 10 tracked tasks ({u['task_instances']} task instances, "
+          f"{u['records']} records, SQLite {u['db_mb']:.0f} MB); real api-server, HTTP on loopback, median of 7")
+    print(f"| {'page':<70} | {'median ms':>9} | {'max ms':>7} | {'KB':>6} | {'goal':>8} |")
+    print(f"|{'-'*72}|{'-'*11}|{'-'*9}|{'-'*8}|{'-'*10}|")
+    for row in u["pages"]:
+        goal = "<= 300" if "/runs/" not in row["path"] else ""
+        print(f"| {row['path'][:70]:<70} | {row['median_ms']:9.0f} | {row['max_ms']:7.0f} | {row['bytes']/1e3:6.0f} | {goal:>8} |")
+    overview = next(r for r in u["pages"] if r["path"] == "/carbon/api/overview?period=all")
+    print(f"| {'naive: decode every record XCom and sum in Python (no summaries)':<70} | {u['naive_decode_all_ms']:9.0f} | "
+          f"{'':>7} | {'':>6} | {u['naive_decode_all_ms'] / overview['median_ms']:7.0f}x |")
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")

@@ -20,6 +20,8 @@ from airflow_carbon.operators.model_card import MODEL_CARD_XCOM_KEY
 from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
+_ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
+"""What the overview sums: each extra key is one more JSON read per task instance in the period."""
 
 
 def _summary_number(key: str) -> Any:
@@ -33,8 +35,8 @@ def _day(session: Session) -> Any:
     return func.date(XComModel.timestamp)
 
 
-def _sums() -> list[Any]:
-    return [func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in _SUMMED]
+def _sums(keys: Iterable[str] = _SUMMED) -> list[Any]:
+    return [func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in keys]
 
 
 def _where(dag_ids: Collection[str], since: datetime | None) -> list[Any]:
@@ -44,8 +46,8 @@ def _where(dag_ids: Collection[str], since: datetime | None) -> list[Any]:
     return clauses
 
 
-def _row_sums(row: Any) -> dict[str, float]:
-    return {k: float(getattr(row, k) or 0.0) for k in _SUMMED}
+def _row_sums(row: Any, keys: Iterable[str] = _SUMMED) -> dict[str, float]:
+    return {k: float(getattr(row, k) or 0.0) for k in keys}
 
 
 def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
         return {"dags": [], "days": []}
     day = _day(session)
     per_day = session.execute(
-        select(XComModel.dag_id, day.label("day"), *_sums(), func.count().label("task_instances"),
+        select(XComModel.dag_id, day.label("day"), *_sums(_ESTATE_SUMMED), func.count().label("task_instances"),
                func.max(XComModel.timestamp).label("last"))
         .where(*_where(dag_ids, since))
         .group_by(XComModel.dag_id, day)
@@ -66,9 +68,9 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
     dags: dict[str, dict[str, Any]] = {}
     days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
     for row in per_day:
-        sums = _row_sums(row)
-        dag = dags.setdefault(row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_SUMMED, 0.0), "task_instances": 0, "last_seen": None})
-        for k in _SUMMED:
+        sums = _row_sums(row, _ESTATE_SUMMED)
+        dag = dags.setdefault(row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "last_seen": None})
+        for k in _ESTATE_SUMMED:
             dag[k] += sums[k]
         dag["task_instances"] += row.task_instances
         last = _as_datetime(row.last)

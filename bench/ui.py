@@ -1,0 +1,146 @@
+"""The UI with a year of history (a bench worker; prints one JSON line).
+
+A fresh SQLite metadata DB is seeded with 1,000 DAG runs x 10 tracked task instances of 10 DAGs over 365
+days, through Airflow's own code (``airflow dags reserialize``, ``create_dagrun``), each task instance with
+realistic records (1 to 3 tries, 1 or 8 GPUs) and the summary the tracker pushes. A real ``airflow
+api-server`` then answers the overview and DAG pages and their JSON; each is timed over HTTP on loopback
+(an upper bound of the server-side time), median of 7 after one warm-up. Beside it, the naive way: decode
+every record XCom and sum in Python (what a page costs without the per-task summaries).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+RUNS_PER_DAG, DAGS, TASKS = 100, 10, 10
+
+
+def _prepare_home() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="airflow-carbon-ui-bench-"))
+    os.environ.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+                      AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "bench" / "dags_ui"))
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True)
+    return home
+
+
+def _seed() -> int:
+    from aggregation import base_record
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    from airflow_carbon.summary import task_summary
+    from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
+
+    bases = {1: base_record(1), 8: base_record(8)}
+    now = datetime.now(timezone.utc)
+    records_n = 0
+    with create_session() as session:
+        for d in range(DAGS):
+            dag_id = f"train_pipeline_{d:02d}"
+            dag = SerializedDagModel.get_dag(dag_id, session=session)
+            for r in range(RUNS_PER_DAG):
+                when = now - timedelta(days=365 * (RUNS_PER_DAG - r) / RUNS_PER_DAG, hours=d)
+                run = dag.create_dagrun(
+                    run_id=f"scheduled__{when.isoformat()}", logical_date=when, data_interval=(when, when), run_after=when,
+                    run_type=DagRunType.SCHEDULED, triggered_by=DagRunTriggeredByType.TIMETABLE, state=DagRunState.SUCCESS,
+                    session=session,
+                )
+                xcoms = []
+                for t in range(TASKS):
+                    gpus = 8 if t % 5 == 0 else 1
+                    tries = 1 + (r + t) % 3 // 2 + (1 if (r * t) % 17 == 0 else 0)
+                    values = []
+                    for k in range(1, tries + 1):
+                        rec = copy.deepcopy(bases[gpus])
+                        rec["task"] = {"dag_id": dag_id, "run_id": run.run_id, "task_id": f"train_{t}", "map_index": -1,
+                                       "try_number": k, "hostname": f"gpu-{t % 4}", "queue": "gpu"}
+                        rec["status"] = "success" if k == tries else "failed"
+                        values.append(rec)
+                    records_n += len(values)
+                    common = {"dag_run_id": run.id, "task_id": f"train_{t}", "map_index": -1, "dag_id": dag_id,
+                              "run_id": run.run_id, "timestamp": when + timedelta(minutes=t)}
+                    xcoms.append(XComModel(key=XCOM_KEY, value=values, **common))
+                    xcoms.append(XComModel(key=SUMMARY_XCOM_KEY, value=task_summary(values), **common))
+                session.add_all(xcoms)
+            session.flush()
+    return records_n
+
+
+def _timed(get, path: str, repeat: int = 7) -> dict:
+    response = get(path)  # warm-up (first request also builds the app)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200
+    return {"path": path, "median_ms": statistics.median(times), "max_ms": max(times), "bytes": len(response.content)}
+
+
+def _naive_ms() -> float:
+    """Every carbon_records XCom decoded and summed per DAG (no summaries)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_carbon.task_tracking import XCOM_KEY
+
+    start = time.perf_counter()
+    totals: dict[str, float] = {}
+    with create_session() as session:
+        for xcom in session.scalars(select(XComModel).where(XComModel.key == XCOM_KEY)):
+            for rec in XComModel.deserialize_value(xcom):
+                totals[xcom.dag_id] = totals.get(xcom.dag_id, 0.0) + rec["emissions_g"]
+    return (time.perf_counter() - start) * 1000
+
+
+def main() -> None:
+    home = _prepare_home()
+    t0 = time.perf_counter()
+    records_n = _seed()
+    seed_s = time.perf_counter() - t0
+    from ui_server import ApiServer
+
+    server = ApiServer(home, scope={}).start()
+    try:
+        get = lambda path: server.get(path)  # noqa: E731
+        rows = [_timed(get, p) for p in [
+            "/carbon/?period=all", "/carbon/api/overview?period=all", "/carbon/?period=30d",
+            "/carbon/dags/train_pipeline_03?period=all", "/carbon/api/dags/train_pipeline_03?period=all",
+            "/carbon/dags/train_pipeline_03?period=all&limit=1000",
+        ]]
+        run_id = server.get("/carbon/api/dags/train_pipeline_03?period=all&limit=1").json()["runs"][0]["run_id"]
+        from urllib.parse import quote
+
+        rows.append(_timed(get, f"/carbon/dags/train_pipeline_03/runs/{quote(run_id, safe='')}"))
+    finally:
+        server.stop()
+    naive = statistics.median(_naive_ms() for _ in range(3))
+    db_mb = (home / "airflow.db").stat().st_size / 1e6
+    shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps({"runs": DAGS * RUNS_PER_DAG, "task_instances": DAGS * RUNS_PER_DAG * TASKS, "records": records_n,
+                      "seed_s": seed_s, "db_mb": db_mb, "pages": rows, "naive_decode_all_ms": naive}))
+
+
+if __name__ == "__main__":
+    main()
