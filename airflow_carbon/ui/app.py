@@ -21,7 +21,7 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 
 from airflow_carbon.export import records_csv
-from airflow_carbon.ui import charts, format as fmt, queries, views
+from airflow_carbon.ui import charts, format as fmt, views
 from airflow_carbon.ui.views import BadParameter
 
 MOUNT = "/carbon"
@@ -158,14 +158,13 @@ def _run(session: Any, dag_id: str, run_id: str, dag_ids: set[str]) -> dict[str,
 def run_json(dag_id: str, run_id: str, session: SessionDep, dag_ids: set[str] = Readable, download: str | None = None) -> Response:
     """One run: totals, every task instance and try (g CO2e, kWh, method), intensities, model cards."""
     data = _run(session, dag_id, run_id, dag_ids)
-    records = lambda: queries.run_records(session, dag_id, run_id)  # noqa: E731
-    return _download(data, download, f"{dag_id}-{run_id}", lambda: records_csv(views._order(records())))
+    return _download(data, download, f"{dag_id}-{run_id}", lambda: records_csv(views.run_records(session, dag_id, run_id)))
 
 
 def _task(session: Any, dag_id: str, run_id: str, task_id: str, map_index: str | None, dag_ids: set[str]) -> dict[str, Any]:
     _readable(dag_id, dag_ids)
     data = views.task_instance(session, dag_id, run_id, task_id, _map_index(map_index))
-    if not data["records"] and queries.dag_run(session, dag_id, run_id) is None:
+    if data is None:
         raise HTTPException(status_code=404, detail=NOT_FOUND)
     return data
 

@@ -91,7 +91,8 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
 
 def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) -> dict[str, Any]:
     """The DAG's tracked runs since ``since``, newest first (at most ``limit``): run id, dates, state,
-    emissions (g), energy (kWh, by component), task instances, tries, hardware; and the number of runs."""
+    emissions (g), energy (kWh, by component), task instances, tries, hardware (per device, the most one
+    task instance used); and the number of runs."""
     where = _where([dag_id], since)
     total_runs = session.scalar(select(func.count(distinct(XComModel.dag_run_id))).where(*where)) or 0
     rows = session.execute(
@@ -103,14 +104,13 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
         .order_by(DagRun.run_after.desc(), DagRun.id.desc())
         .limit(limit)
     ).all()
-    hardware: dict[int, set[str]] = defaultdict(set)
+    hardware: dict[int, dict[str, int]] = defaultdict(dict)
     if rows:
         for run_pk, used in session.execute(
             select(XComModel.dag_run_id, XComModel.value["hardware_used"].as_string())
             .where(*where, XComModel.dag_run_id.in_([r.id for r in rows])).distinct()
         ):
-            if used:
-                hardware[run_pk].update(part.strip() for part in used.split(","))
+            _merge_hardware(hardware[run_pk], used)
     runs = []
     for r in rows:
         sums = _row_sums(r)
@@ -123,7 +123,7 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
             "tries": int(sums["tries"]),
             "failed_tries": int(sums["failed_tries"]),
             "task_instances": r.task_instances,
-            "hardware_used": ", ".join(sorted(hardware.get(r.id, ()))),
+            "hardware_used": ", ".join(f"{n} x {name}" for name, n in sorted(hardware.get(r.id, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
         })
     return {"runs": runs, "total_runs": total_runs}
 
@@ -165,6 +165,15 @@ def model_cards(session: Session, dag_id: str, run_id: str) -> list[dict[str, An
         if isinstance(value, dict):
             cards.append({"task_id": xcom.task_id, **value})
     return cards
+
+
+def _merge_hardware(into: dict[str, int], used: str | None) -> None:
+    """Fold a task instance's hardware ('8 x NVIDIA A100, 2 x AMD EPYC') into a run's: per device name, the
+    most any one task instance used (the summaries carry no GPU UUIDs, so a sum could count a GPU twice)."""
+    for part in (used or "").split(", "):
+        count, sep, name = part.partition(" x ")
+        if sep and count.isdigit():
+            into[name] = max(into.get(name, 0), int(count))
 
 
 def _records(value: Any) -> Iterable[dict[str, Any]]:

@@ -111,9 +111,16 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
-    """One task instance: its totals and every try's full record."""
+def run_records(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Every record of the run, by task, map index and try."""
+    return _order(queries.run_records(session, dag_id, run_id))
+
+
+def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+    """One task instance: its totals and every try's full record; None when the run does not exist."""
     records = _order(queries.run_records(session, dag_id, run_id, task_id, map_index))
+    if not records and queries.dag_run(session, dag_id, run_id) is None:
+        return None
     return {
         "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
         "summary": task_summary(records) if records else None,
