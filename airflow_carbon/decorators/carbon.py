@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+import attr
+from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, _TaskDecorator
 
-from airflow_carbon.operators.carbon import CarbonOperator
+from airflow_carbon.operators.carbon import CarbonOperator, route_to_gpu_queue
 
 
 class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
@@ -34,9 +35,24 @@ def carbon_task(python_callable: Callable | None = None, multiple_outputs: bool 
     Options: ``location``, ``g_per_kwh`` (gCO2e/kWh), ``pue``, ``sampling_interval_s`` (s),
     ``checkpoint_interval_s`` (s), ``training_type``; defaults from the ``[carbon]`` config section.
     """
-    return task_decorator_factory(
-        python_callable=python_callable,
-        multiple_outputs=multiple_outputs,
-        decorated_operator_class=_CarbonDecoratedOperator,
-        **kwargs,
-    )
+    def decorate(function: Callable) -> TaskDecorator:
+        if not callable(function):
+            raise TypeError("No positional arguments allowed while using @task.carbon, use named arguments instead")
+        return _CarbonTaskDecorator(  # type: ignore[return-value]
+            function=function,
+            multiple_outputs=attr.NOTHING if multiple_outputs is None else multiple_outputs,
+            operator_class=_CarbonDecoratedOperator,
+            kwargs=kwargs,
+        )
+
+    return decorate(python_callable) if python_callable is not None else decorate  # type: ignore[return-value]
+
+
+class _CarbonTaskDecorator(_TaskDecorator):
+    """Airflow's task decorator (as ``task_decorator_factory`` builds it; Airflow has no public subclass
+    hook), with the gpu queue applied to mapped tasks, whose operator ``__init__`` runs only on workers."""
+
+    def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+        xcom_arg = super()._expand(expand_input, strict=strict)
+        route_to_gpu_queue(xcom_arg.operator.partial_kwargs, explicit="queue" in self.kwargs)
+        return xcom_arg

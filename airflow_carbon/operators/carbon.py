@@ -52,10 +52,18 @@ class CarbonTrackingMixin:
             checkpoint_interval_s=checkpoint_interval_s,
             training_type=training_type,
         )
-        if settings.gpu_queue and "queue" not in kwargs:
+        # a queue given to the task or in default_args (which reach here unapplied for **kwargs signatures) wins
+        if settings.gpu_queue and "queue" not in kwargs and "queue" not in (kwargs.get("default_args") or {}):
             kwargs["queue"] = settings.gpu_queue
         super().__init__(**kwargs)
         self.carbon_settings = settings
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``; the mapped task goes to ``[carbon] gpu_queue`` as an unmapped one would."""
+        partial = super().partial(**kwargs)  # type: ignore[misc]
+        route_to_gpu_queue(partial.kwargs, explicit="queue" in kwargs)
+        return partial
 
     def execute(self, context: Any) -> Any:
         tracker = TaskTracker(self.carbon_settings, context)
@@ -68,6 +76,17 @@ class CarbonTrackingMixin:
             raise
         finally:
             tracker.finish(status_of(error))
+
+
+def route_to_gpu_queue(partial_kwargs: dict[str, Any], *, explicit: bool) -> None:
+    """A mapped tracked task's queue: ``[carbon] gpu_queue`` unless a queue was given (to the task or in
+    ``default_args``). Mapped tasks never run the operator's ``__init__`` when the DAG is parsed, so the
+    rule of :class:`CarbonTrackingMixin` is applied to their partial arguments here."""
+    from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE
+
+    gpu_queue = CarbonSettings.from_config().gpu_queue
+    if gpu_queue and not explicit and partial_kwargs.get("queue", DEFAULT_QUEUE) == DEFAULT_QUEUE:
+        partial_kwargs["queue"] = gpu_queue
 
 
 def _own_init(self: Any, **kwargs: Any) -> None:
