@@ -214,7 +214,9 @@ class EnergyMeter:
             self._host.sample(t)
             self._next_host_t = t + HOST_SAMPLING_INTERVAL_S
         if t >= self._next_checkpoint_t:
-            self._next_checkpoint_t = t + self.checkpoint_interval_s
+            # a fixed schedule from the start: a late tick does not push every later checkpoint back
+            while self._next_checkpoint_t <= t:
+                self._next_checkpoint_t += self.checkpoint_interval_s
             self._checkpoint(t)
         return fast
 
