@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 from airflow_carbon import validate_record
 from airflow_carbon.settings import CarbonSettings
-from airflow_carbon.task_tracking import STATE_KEY, XCOM_KEY, TaskTracker
+from airflow_carbon.summary import task_summary
+from airflow_carbon.task_tracking import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY, TaskTracker
 
 
 class _Store:
@@ -51,7 +52,8 @@ def test_a_killed_try_keeps_its_last_checkpoint_and_is_marked_interrupted(fake_g
     records = second.finish("success")
     assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "interrupted"), (2, "success")]
     assert "killed" in records[0]["warnings"][-1]
-    assert pushed[-1] == (XCOM_KEY, records)
+    assert pushed[-2:] == [(XCOM_KEY, records), (SUMMARY_XCOM_KEY, task_summary(records))]
+    assert pushed[-1][1]["tries"] == 2 and pushed[-1][1]["status"] == "success"  # the UI's totals count the killed try
     for record in records:
         validate_record(record)
 
@@ -62,4 +64,4 @@ def test_no_state_store_still_pushes_this_tries_record(fake_gpu):
     tracker = TaskTracker(CarbonSettings(location="FR"), {"ti": _ti(1, pushed)})
     tracker.start()
     (record,) = tracker.finish("failed")
-    assert record["status"] == "failed" and pushed == [(XCOM_KEY, [record])]
+    assert record["status"] == "failed" and pushed == [(XCOM_KEY, [record]), (SUMMARY_XCOM_KEY, task_summary([record]))]
