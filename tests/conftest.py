@@ -57,8 +57,9 @@ HOSTILE = "<script>alert('carbon')</script>"
 @pytest.fixture(scope="session")
 def ui(airflow_dags, tmp_path_factory):
     """A real ``airflow api-server`` (tests/ui_server.py) over records of real dag.test() runs:
-    carbon_card_local (mapped training, a failed try, a published model card) and carbon_mapped, on a
-    simulated GPU whose name is hostile markup. ``alice`` may read carbon_mapped only."""
+    carbon_card_local (mapped training, a failed try, a published model card), carbon_mapped, and
+    carbon_card_bad_record (a task that pushes a forged record), on a simulated GPU whose name is hostile
+    markup. ``alice`` may read carbon_mapped only."""
     from types import SimpleNamespace
 
     from ui_server import ApiServer
@@ -67,8 +68,9 @@ def ui(airflow_dags, tmp_path_factory):
     try:
         card = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path_factory.mktemp("card"))})
         mapped = airflow_dags.get_dag("carbon_mapped").test()
+        forged = airflow_dags.get_dag("carbon_card_bad_record").test(run_conf={"dir": str(tmp_path_factory.mktemp("forged"))})
     finally:
         gpu.deactivate()
     server = ApiServer(tmp_path_factory.mktemp("api-server"), scope={"alice": ["carbon_mapped"]}).start()
-    yield SimpleNamespace(server=server, card_run=card.run_id, mapped_run=mapped.run_id)
+    yield SimpleNamespace(server=server, card_run=card.run_id, mapped_run=mapped.run_id, forged_run=forged.run_id)
     server.stop()

@@ -7,7 +7,7 @@ from airflow_carbon.units import J_PER_KWH
 
 def _sig(value: float, digits: int = 3) -> str:
     text = f"{value:.{digits}g}"
-    return text if "e" not in text else f"{value:.{digits}e}"
+    return text if "e" not in text else f"{value:.{digits - 1}e}"
 
 
 def emissions(grams: float | None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from airflow_carbon.operators.model_card import MODEL_CARD_XCOM_KEY
+from airflow_carbon.record import RecordError, validate_record
 from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
@@ -144,14 +145,19 @@ def dag_run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None
 
 
 def run_records(session: Session, dag_id: str, run_id: str, task_id: str | None = None,
-                map_index: int | None = None) -> list[dict[str, Any]]:
-    """Every record of the run (every task, mapped instance and try), or of one task (instance)."""
+                map_index: int | None = None, rejected: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every valid record of the run (every task, mapped instance and try), or of one task (instance).
+    Anything else under the records' XCom key is left out and described in ``rejected``."""
     query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
     if task_id is not None:
         query = query.where(XComModel.task_id == task_id)
     if map_index is not None:
         query = query.where(XComModel.map_index == map_index)
-    return [r for xcom in session.scalars(query) for r in _records(XComModel.deserialize_value(xcom))]
+    records = []
+    for xcom in session.scalars(query):
+        where = xcom.task_id + (f"[{xcom.map_index}]" if xcom.map_index >= 0 else "")
+        records.extend(_records(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
+    return records
 
 
 def model_cards(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -176,8 +182,21 @@ def _merge_hardware(into: dict[str, int], used: str | None) -> None:
             into[name] = max(into.get(name, 0), int(count))
 
 
-def _records(value: Any) -> Iterable[dict[str, Any]]:
-    return [r for r in value if isinstance(r, dict) and "task" in r] if isinstance(value, list) else []
+def _records(value: Any, where: str, rejected: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        rejected.append(f"{where}: XCom {XCOM_KEY!r} is not a list of records")
+        return []
+    valid = []
+    for i, record in enumerate(value):
+        try:
+            validate_record(record)
+            if "task" not in record:
+                raise RecordError("it has no task identity")
+        except (RecordError, TypeError) as exc:
+            rejected.append(f"{where}: item {i} of XCom {XCOM_KEY!r} is not an airflow-carbon record ({exc})")
+            continue
+        valid.append(record)
+    return valid
 
 
 def _as_datetime(value: Any) -> datetime | None:

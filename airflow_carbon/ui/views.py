@@ -97,7 +97,8 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
     info = queries.dag_run(session, dag_id, run_id)
     if info is None:
         return None
-    records = _order(queries.run_records(session, dag_id, run_id))
+    rejected: list[str] = []
+    records = _order(queries.run_records(session, dag_id, run_id, rejected=rejected))
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
@@ -108,6 +109,7 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
         "tasks": [try_row(r) for r in records],
         "intensity": _intensities(records),
         "model_cards": queries.model_cards(session, dag_id, run_id),
+        "rejected": rejected,
     }
 
 
@@ -118,10 +120,12 @@ def run_records(session: Session, dag_id: str, run_id: str) -> list[dict[str, An
 
 def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
     """One task instance: its totals and every try's full record; None when the run does not exist."""
-    records = _order(queries.run_records(session, dag_id, run_id, task_id, map_index))
+    rejected: list[str] = []
+    records = _order(queries.run_records(session, dag_id, run_id, task_id, map_index, rejected=rejected))
     if not records and queries.dag_run(session, dag_id, run_id) is None:
         return None
     return {
+        "rejected": rejected,
         "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
         "summary": task_summary(records) if records else None,
         "records": records,
