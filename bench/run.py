@@ -10,6 +10,7 @@ the same process; the error is against the trace's integral over that task's win
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -132,9 +133,9 @@ def import_time_us(module: str) -> tuple[int, list[str]]:
     return total, sorted(packages)
 
 
-def _worker(script: str) -> dict:
+def _worker(script: str, *args: str) -> dict:
     """Run a bench worker in its own process; its last stdout line is its JSON result."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench worker {script} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -162,6 +163,7 @@ def main() -> None:
     results["airflow"] = _worker("airflow_overhead.py")
     results["aggregation"] = _worker("aggregation.py")
     results["ui"] = _worker("ui.py")
+    results["cluster"] = _worker("cluster.py", "--json-line")
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -214,6 +216,10 @@ def main() -> None:
     overview = next(r for r in u["pages"] if r["path"] == "/carbon/api/overview?period=all")
     print(f"| {'naive: decode every record XCom and sum in Python (no summaries)':<70} | {u['naive_decode_all_ms']:9.0f} | "
           f"{'':>7} | {'':>6} | {u['naive_decode_all_ms'] / overview['median_ms']:7.0f}x |")
+    spec = importlib.util.spec_from_file_location("bench_cluster", ROOT / "bench" / "cluster.py")
+    bench_cluster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_cluster)  # its table; `import cluster` would find the tests' harness
+    print(bench_cluster.table(results["cluster"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
