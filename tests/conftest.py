@@ -23,6 +23,13 @@ for _name in [k for k in os.environ if k.startswith("AIRFLOW__CARBON__")]:
     del os.environ[_name]
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The private AIRFLOW_HOME (metadata DB, logs) goes with the session."""
+    import shutil
+
+    shutil.rmtree(os.environ["AIRFLOW_HOME"], ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_dags():
     """The DagBag of tests/dags, after migrating a fresh metadata DB (paid once per session)."""
