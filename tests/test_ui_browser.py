@@ -111,24 +111,24 @@ def _shown(text: str, units: dict[str, float], suffix: str) -> float:
     return float(match[1]) * units[match[2]]
 
 
-def _check_grams(element: Locator, expected_g: float, what: str) -> None:
-    """``element``'s exact figure (data-g) and its text both equal ``expected_g`` grams CO2e."""
+def _check_figure(element: Locator, expected: float, what: str, attr: str, unit: str, units: dict[str, float], suffix: str) -> None:
+    """``element``'s exact figure (attribute ``attr``, in ``unit``) and its text both equal ``expected``."""
     expect(element, f"{what}: not on the page").to_be_visible()
-    exact = float(element.get_attribute("data-g"))
-    assert math.isclose(exact, expected_g, rel_tol=1e-9), f"{what}: the page says {exact!r} g CO2e, the records sum to {expected_g!r} g"
+    exact = float(element.get_attribute(attr))
+    assert math.isclose(exact, expected, rel_tol=1e-9), f"{what}: the page says {exact!r} {unit}, the records sum to {expected!r} {unit}"
     text = element.inner_text()
-    shown = _shown(text, _GRAMS, r" CO2e")
-    assert math.isclose(shown, expected_g, rel_tol=SHOWN_REL_TOL), f"{what}: the page shows {text!r}, the records sum to {expected_g!r} g CO2e"
+    shown = _shown(text, units, suffix)
+    assert math.isclose(shown, expected, rel_tol=SHOWN_REL_TOL), f"{what}: the page shows {text!r}, the records sum to {expected!r} {unit}"
+
+
+def _check_grams(element: Locator, expected_g: float, what: str) -> None:
+    """``element``'s figure equals ``expected_g`` grams CO2e (data-g and the text shown)."""
+    _check_figure(element, expected_g, what, "data-g", "g CO2e", _GRAMS, r" CO2e")
 
 
 def _check_kwh(element: Locator, expected_kwh: float, what: str) -> None:
-    """``element``'s exact figure (data-kwh) and its text both equal ``expected_kwh``."""
-    expect(element, f"{what}: not on the page").to_be_visible()
-    exact = float(element.get_attribute("data-kwh"))
-    assert math.isclose(exact, expected_kwh, rel_tol=1e-9), f"{what}: the page says {exact!r} kWh, the records sum to {expected_kwh!r} kWh"
-    text = element.inner_text()
-    shown = _shown(text, _KWH, r"\b")
-    assert math.isclose(shown, expected_kwh, rel_tol=SHOWN_REL_TOL), f"{what}: the page shows {text!r}, the records sum to {expected_kwh!r} kWh"
+    """``element``'s figure equals ``expected_kwh`` kWh (data-kwh and the text shown)."""
+    _check_figure(element, expected_kwh, what, "data-kwh", "kWh", _KWH, r"\b")
 
 
 def _check_theme(frame: FrameLocator, theme: str, where: str) -> None:
