@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench constraints intensity-table clean
+.PHONY: setup test demo ui bench constraints intensity-table clean
 
 # System packages (Debian, apt-get as root), installed only when missing: a C compiler builds the
 # simulated GPU (tests/fake_nvml); Chromium drives the UI tests (Playwright cannot download its own
@@ -41,6 +41,12 @@ demo: setup
 	@$(DEMO_ENV) $(PY) -m airflow_carbon.run_records carbon_training
 	@echo; echo "Model card metadata written to .airflow/model/README.md:"; \
 	 awk 'NR==1 && /^---/ {f=1; print; next} f {print} f && /^---/ {exit}' .airflow/model/README.md
+
+# The demo's records in Airflow's UI (after `make demo`): Browse -> Carbon emissions. SimpleAuthManager's
+# user is admin; Airflow writes its password to .airflow/simple_auth_manager_passwords.json.generated.
+ui: setup
+	@echo "http://127.0.0.1:8080/plugin/carbon  (user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
+	$(DEMO_ENV) $(VENV)/bin/airflow api-server --host 127.0.0.1 --port 8080
 
 bench: setup
 	$(PY) bench/run.py
