@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-CORE = ["airflow_carbon", "airflow_carbon.meter", "airflow_carbon.cli", "airflow_carbon.record", "airflow_carbon.intensity"]
+CORE = ["airflow_carbon", "airflow_carbon.meter", "airflow_carbon.cli", "airflow_carbon.record", "airflow_carbon.intensity",
+        "airflow_carbon.summary", "airflow_carbon.export", "airflow_carbon.ui.charts", "airflow_carbon.ui.format"]
 FORBIDDEN = ("airflow", "huggingface_hub", "pandas", "pynvml", "fastapi", "numpy")
 
 
