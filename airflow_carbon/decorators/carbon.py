@@ -9,6 +9,7 @@ import attr
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, _TaskDecorator
 
 from airflow_carbon.operators.carbon import CarbonOperator, route_to_gpu_queue
+from airflow_carbon.settings import CarbonSettings
 
 
 class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
@@ -54,5 +55,5 @@ class _CarbonTaskDecorator(_TaskDecorator):
 
     def _expand(self, expand_input: Any, *, strict: bool) -> Any:
         xcom_arg = super()._expand(expand_input, strict=strict)
-        route_to_gpu_queue(xcom_arg.operator.partial_kwargs, explicit="queue" in self.kwargs)
+        route_to_gpu_queue(xcom_arg.operator.partial_kwargs, CarbonSettings.from_config().gpu_queue, explicit="queue" in self.kwargs)
         return xcom_arg

@@ -52,9 +52,9 @@ class CarbonTrackingMixin:
             checkpoint_interval_s=checkpoint_interval_s,
             training_type=training_type,
         )
-        # a queue given to the task or in default_args (which reach here unapplied for **kwargs signatures) wins
-        if settings.gpu_queue and "queue" not in kwargs and "queue" not in (kwargs.get("default_args") or {}):
-            kwargs["queue"] = settings.gpu_queue
+        # default_args reach here unapplied (for **kwargs signatures): a queue there counts as given
+        given = "queue" in kwargs or "queue" in (kwargs.get("default_args") or {})
+        route_to_gpu_queue(kwargs, settings.gpu_queue, explicit=given)
         super().__init__(**kwargs)
         self.carbon_settings = settings
 
@@ -62,7 +62,7 @@ class CarbonTrackingMixin:
     def partial(cls, **kwargs: Any) -> Any:
         """As ``BaseOperator.partial``; the mapped task goes to ``[carbon] gpu_queue`` as an unmapped one would."""
         partial = super().partial(**kwargs)  # type: ignore[misc]
-        route_to_gpu_queue(partial.kwargs, explicit="queue" in kwargs)
+        route_to_gpu_queue(partial.kwargs, CarbonSettings.from_config().gpu_queue, explicit="queue" in kwargs)
         return partial
 
     def execute(self, context: Any) -> Any:
@@ -78,15 +78,20 @@ class CarbonTrackingMixin:
             tracker.finish(status_of(error))
 
 
-def route_to_gpu_queue(partial_kwargs: dict[str, Any], *, explicit: bool) -> None:
-    """A mapped tracked task's queue: ``[carbon] gpu_queue`` unless a queue was given (to the task or in
-    ``default_args``). Mapped tasks never run the operator's ``__init__`` when the DAG is parsed, so the
-    rule of :class:`CarbonTrackingMixin` is applied to their partial arguments here."""
-    from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE
+def route_to_gpu_queue(task_kwargs: dict[str, Any], gpu_queue: str | None, *, explicit: bool = False) -> None:
+    """The one rule for a tracked task's queue: ``gpu_queue`` (``[carbon] gpu_queue``) unless a queue was
+    given (``explicit``, or a queue other than Airflow's default in ``task_kwargs``). Applied to an
+    operator's arguments, and to a mapped task's partial arguments (its ``__init__`` never runs when the
+    DAG is parsed, and Airflow fills in the default queue there)."""
+    if gpu_queue and not explicit and task_kwargs.get("queue") in (None, _default_queue()):
+        task_kwargs["queue"] = gpu_queue
 
-    gpu_queue = CarbonSettings.from_config().gpu_queue
-    if gpu_queue and not explicit and partial_kwargs.get("queue", DEFAULT_QUEUE) == DEFAULT_QUEUE:
-        partial_kwargs["queue"] = gpu_queue
+
+@cache
+def _default_queue() -> str:
+    from airflow.sdk import conf
+
+    return conf.get("operators", "default_queue")
 
 
 def _own_init(self: Any, **kwargs: Any) -> None:
