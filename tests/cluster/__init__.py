@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, IO, Iterable, Optional
 
+from ui_server import free_port
+
 from .hostname import ENV_VAR as HOSTNAME_ENV_VAR
 
 __all__ = ["Cluster", "ClusterError", "HTTPError", "GPU_HOST", "CPU_HOST", "GPU_QUEUE", "DEFAULT_QUEUE"]
@@ -90,12 +92,6 @@ class Process:
     @property
     def pgid(self) -> int:
         return self.popen.pid  # start_new_session: the leader's pid is the group id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:
