@@ -56,9 +56,9 @@ def _methods(records: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def hardware_used(records: Iterable[dict[str, Any]]) -> str:
-    """Distinct hardware across the records: GPUs by UUID per host, CPUs by host (e.g.
-    '8 x NVIDIA A100-SXM4-80GB, 2 x AMD EPYC 7763 64-Core Processor')."""
+def hardware_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Distinct hardware across the records, device name -> count: GPUs by UUID per host, then CPU
+    sockets by host, each most used first (e.g. {'NVIDIA A100-SXM4-80GB': 8, 'AMD EPYC 7763': 2})."""
     gpus: dict[tuple[str, str], str] = {}
     cpus: dict[str, tuple[str, int]] = {}
     for r in records:
@@ -67,11 +67,20 @@ def hardware_used(records: Iterable[dict[str, Any]]) -> str:
         cpu = r["components"]["cpu"]
         if "model" in cpu:
             cpus[r["host"]] = (cpu["model"], cpu.get("sockets", 1))
-    counts = Counter(gpus.values())
     cpu_counts: Counter[str] = Counter()
     for model, sockets in cpus.values():
         cpu_counts[model] += sockets
-    return ", ".join(f"{n} x {name}" for name, n in [*counts.most_common(), *cpu_counts.most_common()])
+    return dict([*Counter(gpus.values()).most_common(), *cpu_counts.most_common()])
+
+
+def format_hardware(counts: dict[str, int]) -> str:
+    """Device counts as the card writes them: '8 x NVIDIA A100-SXM4-80GB, 2 x AMD EPYC 7763'."""
+    return ", ".join(f"{n} x {name}" for name, n in counts.items())
+
+
+def hardware_used(records: Iterable[dict[str, Any]]) -> str:
+    """Distinct hardware across the records (:func:`hardware_counts`), as the card writes it."""
+    return format_hardware(hardware_counts(records))
 
 
 def geographical_location(records: Iterable[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from airflow_carbon.record import RecordError, validate_record
 from airflow_carbon.report import records_table
 from airflow_carbon.task_tracking import XCOM_KEY
 
@@ -21,15 +22,41 @@ def latest_run_id(dag_id: str, session: Any) -> str | None:
     return session.scalar(select(DagRun.run_id).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1))
 
 
-def run_records(dag_id: str, run_id: str, session: Any) -> list[dict[str, Any]]:
-    """Every record of the run: per tracked task instance, the list its last try pushed (all its tries)."""
+def run_records(dag_id: str, run_id: str, session: Any, *, task_id: str | None = None, map_index: int | None = None,
+                rejected: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every valid record of the run (per tracked task instance, the list its last try pushed: all its
+    tries), or of one task (``task_id``, ``map_index``). Anything else under the records' XCom key is left
+    out and described in ``rejected``."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
-    xcoms = session.scalars(
-        select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
-    )
-    return [record for xcom in xcoms for record in XComModel.deserialize_value(xcom) or []]
+    query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
+    if task_id is not None:
+        query = query.where(XComModel.task_id == task_id)
+    if map_index is not None:
+        query = query.where(XComModel.map_index == map_index)
+    records = []
+    for xcom in session.scalars(query):
+        where = xcom.task_id + (f"[{xcom.map_index}]" if xcom.map_index >= 0 else "")
+        records.extend(_valid(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
+    return records
+
+
+def _valid(value: Any, where: str, rejected: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        rejected.append(f"{where}: XCom {XCOM_KEY!r} is not a list of records")
+        return []
+    valid = []
+    for i, record in enumerate(value):
+        try:
+            validate_record(record)
+            if "task" not in record:
+                raise RecordError("it has no task identity")
+        except (RecordError, TypeError) as exc:
+            rejected.append(f"{where}: item {i} of XCom {XCOM_KEY!r} is not an airflow-carbon record ({exc})")
+            continue
+        valid.append(record)
+    return valid
 
 
 def main(argv: list[str] | None = None) -> int:

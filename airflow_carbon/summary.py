@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_carbon.card_metadata import geographical_location, hardware_used, totals
+from airflow_carbon.card_metadata import geographical_location, hardware_counts, totals
 
 SUMMARY_VERSION = 1
 
@@ -17,7 +17,8 @@ def task_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over ``records`` (the tries of one task instance): ``emissions_g`` (g CO2e), ``energy_kwh``
     and ``gpu_kwh`` / ``cpu_kwh`` / ``ram_kwh`` (kWh, before PUE; a missing component counts 0),
     ``duration_s`` (s, all tries), ``tries``, ``failed_tries``, the last try's ``status`` and ``hostname``,
-    ``hardware_used``, ``location`` (grid location names) and ``g_per_kwh`` (the last try's intensity)."""
+    ``hardware`` (device name -> count, :func:`~airflow_carbon.card_metadata.hardware_counts`),
+    ``location`` (grid location names) and ``g_per_kwh`` (gCO2e/kWh, the last try's intensity)."""
     if not records:
         raise ValueError("no records to summarise")
     total = totals(records)
@@ -30,7 +31,7 @@ def task_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "duration_s": sum(r["duration_s"] for r in records),
         "status": last.get("status"),
         "hostname": last.get("task", {}).get("hostname") or last["host"],
-        "hardware_used": hardware_used(records),
+        "hardware": hardware_counts(records),
         "location": geographical_location(records),
         "g_per_kwh": last["intensity"]["g_per_kwh"],
     }

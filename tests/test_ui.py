@@ -20,10 +20,10 @@ from conftest import HOSTILE
 def _records(dag_id: str, run_id: str) -> list[dict]:
     from airflow.utils.session import create_session
 
-    from airflow_carbon.ui.queries import run_records
+    from airflow_carbon.run_records import run_records
 
     with create_session() as session:
-        return run_records(session, dag_id, run_id)
+        return run_records(dag_id, run_id, session)
 
 
 def _dag_records(dag_id: str) -> list[dict]:

@@ -54,10 +54,10 @@ expect.set_options(timeout=30_000)  # Airflow's UI builds the plugin tabs after 
 def _records(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     from airflow.utils.session import create_session
 
-    from airflow_carbon.ui.queries import run_records
+    from airflow_carbon.run_records import run_records
 
     with create_session() as session:
-        return run_records(session, dag_id, run_id)
+        return run_records(dag_id, run_id, session)
 
 
 def _every_run() -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -68,7 +68,7 @@ def _every_run() -> dict[tuple[str, str], list[dict[str, Any]]]:
     from sqlalchemy import select
 
     from airflow_carbon.record import validate_record
-    from airflow_carbon.ui.queries import run_records
+    from airflow_carbon.run_records import run_records
 
     def valid(record: dict[str, Any]) -> bool:
         try:
@@ -79,7 +79,7 @@ def _every_run() -> dict[tuple[str, str], list[dict[str, Any]]]:
 
     with create_session() as session:
         runs = session.execute(select(DagRun.dag_id, DagRun.run_id)).all()
-        found = {(d, r): [rec for rec in run_records(session, d, r) if valid(rec)] for d, r in runs}
+        found = {(d, r): [rec for rec in run_records(d, r, session) if valid(rec)] for d, r in runs}
     return {key: records for key, records in found.items() if records}
 
 

@@ -146,27 +146,27 @@ def dag_json(dag_id: str, session: SessionDep, dag_ids: set[str] = Readable, per
     return _download(data, download, f"{dag_id}-{period}", lambda: _rows_csv(views.runs_csv_rows(data)))
 
 
-def _run(session: Any, dag_id: str, run_id: str, dag_ids: set[str]) -> dict[str, Any]:
-    _readable(dag_id, dag_ids)
-    data = views.run(session, dag_id, run_id)
+def _found(data: dict[str, Any] | None) -> dict[str, Any]:
     if data is None:
         raise HTTPException(status_code=404, detail=NOT_FOUND)
     return data
+
+
+def _run(session: Any, dag_id: str, run_id: str, dag_ids: set[str]) -> dict[str, Any]:
+    _readable(dag_id, dag_ids)
+    return _found(views.run(session, dag_id, run_id))
 
 
 @router.get("/api/dags/{dag_id}/runs/{run_id}")
 def run_json(dag_id: str, run_id: str, session: SessionDep, dag_ids: set[str] = Readable, download: str | None = None) -> Response:
     """One run: totals, every task instance and try (g CO2e, kWh, method), intensities, model cards."""
     data = _run(session, dag_id, run_id, dag_ids)
-    return _download(data, download, f"{dag_id}-{run_id}", lambda: records_csv(views.run_records(session, dag_id, run_id)))
+    return _download(data, download, f"{dag_id}-{run_id}", lambda: records_csv(views.ordered_run_records(session, dag_id, run_id)))
 
 
 def _task(session: Any, dag_id: str, run_id: str, task_id: str, map_index: str | None, dag_ids: set[str]) -> dict[str, Any]:
     _readable(dag_id, dag_ids)
-    data = views.task_instance(session, dag_id, run_id, task_id, _map_index(map_index))
-    if data is None:
-        raise HTTPException(status_code=404, detail=NOT_FOUND)
-    return data
+    return _found(views.task_instance(session, dag_id, run_id, task_id, _map_index(map_index)))
 
 
 @router.get("/api/dags/{dag_id}/runs/{run_id}/tasks/{task_id}")
@@ -185,7 +185,8 @@ def overview_page(request: Request, session: SessionDep, dag_ids: set[str] = Rea
     days = data["days"]
     chart = charts.bar_chart([(d["date"][5:], d["emissions_g"]) for d in days], fmt.emissions,
                              title="Emissions per day (UTC)", tooltips=[f"{d['date']}: {fmt.emissions(d['emissions_g'])}, {fmt.energy(d['energy_kwh'])}" for d in days])
-    return _page(request, "overview.html", data=data, chart=chart, periods=list(views.PERIODS),
+    return _page(request, "overview.html", data=data, chart=chart,
+                 period_links=[(p, links.page("", period=p, sort=sort, order=order)) for p in views.PERIODS],
                  json_url=links.api("overview", period=period), csv_url=links.api("overview", period=period, download="csv"))
 
 
@@ -201,7 +202,8 @@ def dag_page(request: Request, dag_id: str, session: SessionDep, dag_ids: set[st
         links=[links.run(dag_id, r["run_id"]) for r in runs],
         tooltips=[f"{r['run_id']}: {fmt.emissions(r['emissions_g'])}, {fmt.energy(r['energy_kwh'])}" for r in runs],
     )
-    return _page(request, "dag.html", data=data, chart=chart, periods=list(views.PERIODS),
+    return _page(request, "dag.html", data=data, chart=chart,
+                 period_links=[(p, links.page("dags", dag_id, period=p)) for p in views.PERIODS],
                  json_url=links.api("dags", dag_id, period=period), csv_url=links.api("dags", dag_id, period=period, download="csv"))
 
 

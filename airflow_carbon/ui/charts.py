@@ -10,7 +10,9 @@ from html import escape
 from typing import Callable, Sequence
 
 WIDTH, HEIGHT = 760, 230
+"""The charts' size in SVG user units (px at 100 %; the SVG scales to the page's width)."""
 LEFT, RIGHT, TOP, BOTTOM = 104, 10, 12, 42
+"""Plot margins (px): room for the value axis' labels on the left and the bars' labels below."""
 
 
 def _ticks(top: float, count: int = 4) -> list[float]:
@@ -73,8 +75,8 @@ def stacked_bars(
     ((key, legend name)); the legend and every segment's tooltip carry the value and unit."""
     if not rows:
         return ""
-    row_h, label_w, gap = 22, 170, 6
-    legend_h = 26
+    row_h, label_w, gap = 22, 170, 6  # px
+    legend_h = 26  # px
     height = legend_h + len(rows) * (row_h + gap) + 24
     plot_w = WIDTH - label_w - RIGHT - 90
     top = max(sum(values.get(k, 0.0) for k, _ in series) for _, values in rows) or 1.0

@@ -2,7 +2,7 @@
 
 Totals over many runs are summed inside the database from the flat per-task-instance summaries
 (XCom key ``carbon_summary``), so the overview and DAG pages stay fast with a year of history; only a
-run's or a task instance's own page decodes full records (XCom key ``carbon_records``).
+run's or a task instance's own page decodes full records (:func:`airflow_carbon.run_records.run_records`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from airflow_carbon.card_metadata import format_hardware
 from airflow_carbon.operators.model_card import MODEL_CARD_XCOM_KEY
-from airflow_carbon.record import RecordError, validate_record
-from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
+from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
@@ -107,11 +107,13 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
     ).all()
     hardware: dict[int, dict[str, int]] = defaultdict(dict)
     if rows:
-        for run_pk, used in session.execute(
-            select(XComModel.dag_run_id, XComModel.value["hardware_used"].as_string())
-            .where(*where, XComModel.dag_run_id.in_([r.id for r in rows])).distinct()
+        for run_pk, counts in session.execute(
+            select(XComModel.dag_run_id, XComModel.value["hardware"])
+            .where(*where, XComModel.dag_run_id.in_([r.id for r in rows]))
         ):
-            _merge_hardware(hardware[run_pk], used)
+            # per device, the most one task instance used: summaries carry no GPU UUIDs, a sum could count one twice
+            for name, n in (counts or {}).items():
+                hardware[run_pk][name] = max(hardware[run_pk].get(name, 0), n)
     runs = []
     for r in rows:
         sums = _row_sums(r)
@@ -124,7 +126,7 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
             "tries": int(sums["tries"]),
             "failed_tries": int(sums["failed_tries"]),
             "task_instances": r.task_instances,
-            "hardware_used": ", ".join(f"{n} x {name}" for name, n in sorted(hardware.get(r.id, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
+            "hardware_used": format_hardware(dict(sorted(hardware[r.id].items(), key=lambda kv: (-kv[1], kv[0])))),
         })
     return {"runs": runs, "total_runs": total_runs}
 
@@ -144,22 +146,6 @@ def dag_run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None
     }
 
 
-def run_records(session: Session, dag_id: str, run_id: str, task_id: str | None = None,
-                map_index: int | None = None, rejected: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every valid record of the run (every task, mapped instance and try), or of one task (instance).
-    Anything else under the records' XCom key is left out and described in ``rejected``."""
-    query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
-    if task_id is not None:
-        query = query.where(XComModel.task_id == task_id)
-    if map_index is not None:
-        query = query.where(XComModel.map_index == map_index)
-    records = []
-    for xcom in session.scalars(query):
-        where = xcom.task_id + (f"[{xcom.map_index}]" if xcom.map_index >= 0 else "")
-        records.extend(_records(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
-    return records
-
-
 def model_cards(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """What each publishing task of the run wrote to a model card (metadata, where, commit)."""
     xcoms = session.scalars(
@@ -171,32 +157,6 @@ def model_cards(session: Session, dag_id: str, run_id: str) -> list[dict[str, An
         if isinstance(value, dict):
             cards.append({"task_id": xcom.task_id, **value})
     return cards
-
-
-def _merge_hardware(into: dict[str, int], used: str | None) -> None:
-    """Fold a task instance's hardware ('8 x NVIDIA A100, 2 x AMD EPYC') into a run's: per device name, the
-    most any one task instance used (the summaries carry no GPU UUIDs, so a sum could count a GPU twice)."""
-    for part in (used or "").split(", "):
-        count, sep, name = part.partition(" x ")
-        if sep and count.isdigit():
-            into[name] = max(into.get(name, 0), int(count))
-
-
-def _records(value: Any, where: str, rejected: list[str]) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        rejected.append(f"{where}: XCom {XCOM_KEY!r} is not a list of records")
-        return []
-    valid = []
-    for i, record in enumerate(value):
-        try:
-            validate_record(record)
-            if "task" not in record:
-                raise RecordError("it has no task identity")
-        except (RecordError, TypeError) as exc:
-            rejected.append(f"{where}: item {i} of XCom {XCOM_KEY!r} is not an airflow-carbon record ({exc})")
-            continue
-        valid.append(record)
-    return valid
 
 
 def _as_datetime(value: Any) -> datetime | None:

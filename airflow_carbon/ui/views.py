@@ -9,6 +9,7 @@ from typing import Any, Collection
 from sqlalchemy.orm import Session
 
 from airflow_carbon.card_metadata import totals
+from airflow_carbon.run_records import run_records
 from airflow_carbon.summary import task_summary
 from airflow_carbon.ui import queries
 
@@ -98,7 +99,7 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
     if info is None:
         return None
     rejected: list[str] = []
-    records = _order(queries.run_records(session, dag_id, run_id, rejected=rejected))
+    records = _order(run_records(dag_id, run_id, session, rejected=rejected))
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
@@ -113,15 +114,15 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def run_records(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+def ordered_run_records(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """Every record of the run, by task, map index and try."""
-    return _order(queries.run_records(session, dag_id, run_id))
+    return _order(run_records(dag_id, run_id, session))
 
 
 def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
     """One task instance: its totals and every try's full record; None when the run does not exist."""
     rejected: list[str] = []
-    records = _order(queries.run_records(session, dag_id, run_id, task_id, map_index, rejected=rejected))
+    records = _order(run_records(dag_id, run_id, session, task_id=task_id, map_index=map_index, rejected=rejected))
     if not records and queries.dag_run(session, dag_id, run_id) is None:
         return None
     return {
