@@ -20,6 +20,8 @@ _EXPORTS = {
     "RecordError": "airflow_carbon.record",
     "load_record": "airflow_carbon.record",
     "validate_record": "airflow_carbon.record",
+    "CardError": "airflow_carbon.card_text",
+    "edit_card_metadata": "airflow_carbon.card_text",
     # Airflow layer (importing these imports Airflow)
     "CarbonOperator": "airflow_carbon.operators.carbon",
     "CarbonTrackingMixin": "airflow_carbon.operators.carbon",
@@ -31,6 +33,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from airflow_carbon.card_text import CardError, edit_card_metadata
     from airflow_carbon.intensity import GridIntensity, UnknownLocationError, resolve_intensity
     from airflow_carbon.meter import EnergyMeter, MeterWarning, measure
     from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from airflow_carbon.card_text import existing_co2, with_co2
+from airflow_carbon.card_text import CardError, existing_co2, with_co2
 
 README = "README.md"
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -46,22 +46,41 @@ class Published:
 
 
 def _decode(data: bytes) -> str:
-    return data.decode("utf-8")
+    """The card's text, a BOM kept (the edit keeps it too); CardError if it is not UTF-8, as the Hub wants."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CardError(f"the card is not UTF-8 text ({exc}); the Hub reads model cards as UTF-8") from None
 
 
 def publish_local(local_dir: str | os.PathLike[str], make_co2: MakeCo2, exports: dict[str, bytes]) -> Published:
     """Update ``local_dir``/README.md (created with a minimal card if missing) and write ``exports``."""
-    folder = Path(local_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    readme = folder / README
+    return publish_file(Path(local_dir) / README, make_co2, exports)
+
+
+def publish_file(card_path: str | os.PathLike[str], make_co2: MakeCo2, exports: dict[str, bytes] | None = None) -> Published:
+    """Update the model card at ``card_path`` (created with a minimal card if missing) and write
+    ``exports`` beside it; each file is replaced atomically, so a reader never sees half a card."""
+    readme = Path(card_path)
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    text, co2, new = _updated_file(readme, make_co2)
+    for name, data in {readme.name: new.encode("utf-8"), **(exports or {})}.items():
+        tmp = readme.parent / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, readme.parent / name)
+    return Published(co2, str(readme), changed=new != text)
+
+
+def preview_file(card_path: str | os.PathLike[str], make_co2: MakeCo2) -> str:
+    """The text :func:`publish_file` would write to ``card_path``, without writing anything."""
+    return _updated_file(Path(card_path), make_co2)[2]
+
+
+def _updated_file(readme: Path, make_co2: MakeCo2) -> tuple[str | None, dict[str, Any], str]:
+    """(the card's text or None, the co2_eq_emissions to write, the new text)."""
     text = _decode(readme.read_bytes()) if readme.exists() else None
     co2 = make_co2(existing_co2(text))
-    new = with_co2(text, co2)
-    for name, data in {README: new.encode("utf-8"), **exports}.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / name)  # atomic: a reader never sees half a card
-    return Published(co2, str(readme), changed=new != text)
+    return text, co2, with_co2(text, co2)
 
 
 def publish_hub(
