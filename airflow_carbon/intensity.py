@@ -12,6 +12,11 @@ Precedence used by :func:`resolve_intensity`:
 3. the world average, with a warning asking the user to set a location
    (method ``"world-average"``).
 
+Every figure states its ``emission_factor`` basis: ``"lifecycle"`` (upstream
+fuel supply and plant construction included, e.g. Our World in Data/Ember) or
+``"direct"`` (combustion at the power plant only, e.g. EPA eGRID). The two can
+differ several-fold for low-carbon grids (France, Norway, Quebec).
+
 Power usage effectiveness (PUE) is *not* applied here; the figures are grid
 intensities only.
 """
@@ -27,12 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "EMISSION_FACTORS",
     "GridIntensity",
     "UnknownLocationError",
     "known_locations",
+    "location_entry",
     "lookup_location",
     "resolve_intensity",
 ]
+
+EMISSION_FACTORS = ("lifecycle", "direct")
+"""Accepted ``emission_factor`` bases: lifecycle (gCO2e incl. upstream) or direct (combustion only)."""
 
 _DATA_PACKAGE = "airflow_carbon"
 _DATA_PATH = ("data", "grid_intensity.json")
@@ -40,7 +50,7 @@ _DATA_PATH = ("data", "grid_intensity.json")
 _ACCEPTED_FORMS = (
     "Accepted forms: an ISO 3166 alpha-2/alpha-3 country code or country name "
     "(e.g. 'FR', 'FRA', 'France'), an ISO 3166-2 subdivision code or name "
-    "(e.g. 'US-CA', 'CA-QC', 'California, USA', 'Quebec'), a Nordic bidding zone "
+    "(e.g. 'US-CA', 'CA-QC', 'CN-BJ', 'California, USA', 'Quebec', 'Beijing'), a Nordic bidding zone "
     "(e.g. 'SE3', 'NO1'), or a cloud region (e.g. 'gcp:us-central1', "
     "'aws:us-east-1', 'azure:eastus')."
 )
@@ -82,6 +92,9 @@ class GridIntensity:
     """A grid carbon intensity and where it came from.
 
     ``g_per_kwh`` is in grams CO2-equivalent per kWh of grid electricity.
+    ``emission_factor`` is its basis, ``"lifecycle"`` or ``"direct"`` (see
+    :data:`EMISSION_FACTORS`); ``None`` for an explicit value whose basis the
+    user did not state.
     """
 
     g_per_kwh: float  # gCO2e per kWh
@@ -92,6 +105,7 @@ class GridIntensity:
     license: str | None
     method: str  # "explicit" | "dataset" | "world-average"
     warnings: tuple[str, ...] = ()
+    emission_factor: str | None = None  # "lifecycle" | "direct" | None (explicit value, basis not stated)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (``g_per_kwh`` in gCO2e/kWh)."""
@@ -103,6 +117,7 @@ class GridIntensity:
             "year": self.year,
             "license": self.license,
             "method": self.method,
+            "emission_factor": self.emission_factor,
         }
 
 
@@ -217,6 +232,7 @@ def _from_entry(entry: dict[str, Any], key: str | None, method: str, warnings: t
         license=entry["license"],
         method=method,
         warnings=warnings,
+        emission_factor=entry["emission_factor"],
     )
 
 
@@ -232,7 +248,22 @@ def _check_g_per_kwh(value: object) -> float:
     return number
 
 
-def resolve_intensity(location: str | None = None, g_per_kwh: float | None = None) -> GridIntensity:
+def _check_emission_factor(value: object, g_per_kwh: object) -> str | None:
+    if value is None:
+        return None
+    if value not in EMISSION_FACTORS:
+        raise ValueError(f"emission_factor must be one of {', '.join(map(repr, EMISSION_FACTORS))} or None, got {value!r}")
+    if g_per_kwh is None:
+        raise ValueError(
+            f"emission_factor={value!r} states the basis of an explicit g_per_kwh; without one, the bundled "
+            "figure's own basis is used"
+        )
+    return str(value)
+
+
+def resolve_intensity(
+    location: str | None = None, g_per_kwh: float | None = None, *, emission_factor: str | None = None
+) -> GridIntensity:
     """Pick the grid intensity to use, in gCO2e/kWh.
 
     Precedence: explicit ``g_per_kwh`` > ``location`` in the bundled table >
@@ -240,12 +271,17 @@ def resolve_intensity(location: str | None = None, g_per_kwh: float | None = Non
 
     An explicit ``g_per_kwh`` must be a finite number >= 0 (bools rejected);
     if ``location`` is also given and known, its canonical key and name are
-    used, otherwise the free text is kept as the name. An unknown location
-    without an explicit value raises :class:`UnknownLocationError`; an empty
-    or whitespace-only location raises ``ValueError``.
+    used, otherwise the free text is kept as the name. ``emission_factor``
+    (``"lifecycle"`` or ``"direct"``) optionally states the basis of an
+    explicit ``g_per_kwh``; it is ``None`` otherwise, and passing it without
+    ``g_per_kwh`` raises ``ValueError`` (the table's figures carry their own).
+    An unknown location without an explicit value raises
+    :class:`UnknownLocationError`; an empty or whitespace-only location
+    raises ``ValueError``.
     """
     if location is not None:
         _check_location(location)
+    basis = _check_emission_factor(emission_factor, g_per_kwh)
     if g_per_kwh is not None:
         value = _check_g_per_kwh(g_per_kwh)
         key: str | None = None
@@ -261,6 +297,7 @@ def resolve_intensity(location: str | None = None, g_per_kwh: float | None = Non
             year=None,
             license=None,
             method="explicit",
+            emission_factor=basis,
         )
     if location is not None:
         return lookup_location(location)
@@ -277,3 +314,11 @@ def resolve_intensity(location: str | None = None, g_per_kwh: float | None = Non
 def known_locations() -> list[str]:
     """Return the canonical keys of all locations in the bundled table, sorted."""
     return sorted(_table()["locations"])
+
+
+def location_entry(key: str) -> dict[str, Any] | None:
+    """The bundled table's entry for a canonical key (``"US-CA"``), or None: ``name``, ``kind``
+    (country, region, zone, cloud), ``country`` (ISO alpha-2) and ``country_alpha3``, ``g_per_kwh``
+    (gCO2e/kWh), ``emission_factor``, ``source``, ``year``, ``license``. A copy: changing it changes nothing."""
+    entry = _table()["locations"].get(key)
+    return dict(entry) if entry is not None else None

@@ -29,12 +29,13 @@ def records_table(records: Iterable[dict[str, Any]]) -> str:
     line = lambda row: "  ".join(cell.ljust(w) if i < 6 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: E731
     out = [line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
     out.append(f"total: {len(records)} task tr{'y' if len(records) == 1 else 'ies'}, {total_kwh * J_PER_KWH:.1f} J ({total_kwh * 1000:.4f} Wh), {total_g:.6g} gCO2e")
-    for name, g, source, method, pue in sorted({_intensity(r) for r in records}):
-        out.append(f"intensity: {name}, {g:g} gCO2e/kWh [{method}: {source}], PUE {pue:g}")
+    for name, g, basis, source, method, pue in sorted({_intensity(r) for r in records}):
+        out.append(f"intensity: {name}, {g:g} gCO2e/kWh ({basis}) [{method}: {source}], PUE {pue:g}")
     return "\n".join(out)
 
 
-def _intensity(record: dict[str, Any]) -> tuple[str, float, str, str, float]:
+def _intensity(record: dict[str, Any]) -> tuple[str, float, str, str, str, float]:
     i = record["intensity"]
     source = i["source"] + (f", {i['year']}" if i.get("year") else "")
-    return i["name"], i["g_per_kwh"], source, i["method"], record["pue"]
+    basis = i.get("emission_factor") or "basis not stated"  # lifecycle / direct; absent in older records
+    return i["name"], i["g_per_kwh"], basis, source, i["method"], record["pue"]

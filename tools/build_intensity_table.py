@@ -11,11 +11,27 @@ module (``airflow_carbon.intensity``) does not. The output is deterministic
 (sorted keys, values rounded to 3 decimals, no timestamps) so that the
 committed file can be checked by regenerating it.
 
+Inputs: ``codecarbon-3.3.2/`` (the CodeCarbon 3.3.2 copies: countries, US states,
+Canadian mixes, per-source factors, Nordic zones, Chinese provinces),
+``gcp-region-carbon/2024.csv``, ``ccf/*.csv`` and, from the older ``codecarbon/``
+folder, only ``cloud-impact.csv`` (which 3.3.2 does not ship). The older
+``codecarbon/2016-usa_emissions.json`` (eGRID2016), ``nordic_emissions.json``
+(18.0 placeholders) and ``carbon_intensity_per_source.json`` (no biomass) are
+superseded and no longer read; its ``global_energy_mix.json`` and
+``2023-canada_energy_mix.json`` are byte-identical to the 3.3.2 copies.
+
 Units handled here:
   * OWID / CodeCarbon country intensities, Nordic zones, Google region-carbon-info: gCO2e/kWh
-  * EPA eGRID2016 (CodeCarbon ``2016-usa_emissions.json``): lb CO2e/MWh  -> x 0.453592 = g/kWh
+  * EPA eGRID2023 (CodeCarbon ``2023-usa_emissions.json``, ``STC2ERTA``): lb CO2e/MWh -> x 0.453592 = g/kWh
+  * China MEE/NBS 2023 provincial factors: gCO2/kWh (CO2 only), stored as is
   * Cloud Carbon Footprint: metric t CO2e/kWh                           -> x 1e6 = g/kWh
   * Canada Energy Regulator 2023: generation mix in % -> weighted lifecycle factors (g/kWh)
+
+Every entry (and the world average) carries ``emission_factor``: ``"lifecycle"``
+(upstream and construction emissions included, e.g. Ember/OWID, IPCC AR5
+medians) or ``"direct"`` (combustion at the power plant only, e.g. eGRID output
+rates); the basis of each source and why is in ``SOURCES`` and
+docs/grid-intensity.md.
 
 Overlaps: when one canonical key has candidates from several sources, the one
 with the newest year wins (ties broken by a fixed source priority) and the
@@ -36,10 +52,18 @@ sys.path.insert(0, str(REPO))
 
 from airflow_carbon.intensity import normalise  # noqa: E402  (stdlib-only module)
 
+CC = "codecarbon-3.3.2"  # refreshed CodeCarbon copies (supersede codecarbon/ where both exist)
+CC_OLD = "codecarbon"  # only cloud-impact.csv is still read from here
+
+LIFECYCLE = "lifecycle"  # upstream (fuel supply, construction) + combustion, gCO2e/kWh
+DIRECT = "direct"  # combustion at the power plant only (operational), gCO2e (or gCO2) per kWh
+
 LB_PER_MWH_TO_G_PER_KWH = 0.453592
 T_PER_KWH_TO_G_PER_KWH = 1e6
-BIOMASS_G_PER_KWH = 230.0  # IPCC AR5 WG3 Annex III lifecycle median, biomass (dedicated)
 OCEAN_G_PER_KWH = 17.0  # IPCC AR5 WG3 Annex III lifecycle median, ocean (tidal)
+# IPCC AR5 WG3 Annex III Table A.III.2 lifecycle median, gas combined cycle (min 410, max 650).
+# Replaces CodeCarbon's natural_gas 743 for the Canadian mixes; see canada_provinces().
+GAS_LIFECYCLE_G_PER_KWH = 490.0
 
 SOURCES = [
     {
@@ -48,15 +72,22 @@ SOURCES = [
         "url": "https://github.com/owid/energy-data",
         "license": "CC-BY-4.0",
         "note": "Figures CC BY 4.0 (Our World in Data, Ember, Energy Institute Statistical Review); "
-        "CodeCarbon file global_energy_mix.json is MIT.",
+        "CodeCarbon 3.3.2 file global_energy_mix.json is MIT (identical to the older copy).",
+        "emission_factor": LIFECYCLE,
+        "basis": "OWID's carbon_intensity_elec is Ember's, which counts lifecycle emissions (gCO2e/kWh, "
+        "IPCC AR5 lifecycle factors) rather than combustion only.",
         "used_for": "countries",
     },
     {
-        "id": "egrid2016",
-        "name": "US EPA eGRID2016 state output emission rates, via CodeCarbon",
+        "id": "egrid2023",
+        "name": "US EPA eGRID2023 state CO2e total output emission rates (STC2ERTA), via CodeCarbon 3.3.2",
         "url": "https://www.epa.gov/egrid",
         "license": "US-Government-Public-Domain",
-        "note": "US federal government work; CodeCarbon file 2016-usa_emissions.json is MIT.",
+        "note": "US federal government work; CodeCarbon 3.3.2 file 2023-usa_emissions.json is MIT. "
+        "Supersedes eGRID2016 (codecarbon/2016-usa_emissions.json), no longer read.",
+        "emission_factor": DIRECT,
+        "basis": "eGRID output emission rates are the plants' emissions (CO2, CH4, N2O as CO2e) divided "
+        "by their net generation: combustion only, no upstream emissions.",
         "used_for": "US states and DC",
     },
     {
@@ -64,18 +95,43 @@ SOURCES = [
         "name": "Canada Energy Regulator, provincial electricity generation mix 2023, via CodeCarbon",
         "url": "https://www.cer-rec.gc.ca/en/data-analysis/energy-markets/provincial-territorial-energy-profiles/",
         "license": "MIT",
-        "note": "Mix from CodeCarbon 2023-canada_energy_mix.json (MIT); converted to an intensity with "
-        "CodeCarbon carbon_intensity_per_source.json lifecycle factors (MIT), biomass 230 and tidal 17 "
-        "gCO2e/kWh (IPCC AR5 WG3 Annex III medians).",
+        "note": "Mix from CodeCarbon 3.3.2 2023-canada_energy_mix.json (MIT); converted to an intensity with "
+        "CodeCarbon 3.3.2 carbon_intensity_per_source.json factors (MIT) except natural gas, taken as the "
+        "IPCC AR5 WG3 Annex III lifecycle median for combined-cycle gas (490 gCO2e/kWh) instead of "
+        "CodeCarbon's 743, and tidal 17 gCO2e/kWh (IPCC AR5 ocean median).",
+        "emission_factor": LIFECYCLE,
+        "basis": "Share-weighted lifecycle factors per source (hydro, wind, nuclear, solar, biomass, gas: "
+        "lifecycle figures); CodeCarbon's coal and petroleum factors are combustion estimates, so the "
+        "fossil part is closer to direct.",
         "used_for": "Canadian provinces and territories",
     },
     {
-        "id": "nordic",
-        "name": "ENTSO-E based Nordic bidding-zone factors, via CodeCarbon nordic_emissions.json",
+        "id": "nordic2025",
+        "name": "ENTSO-E Actual Generation per Production Type 2025 per bidding zone, via CodeCarbon 3.3.2 "
+        "nordic_emissions.json",
         "url": "https://github.com/mlco2/codecarbon",
         "license": "MIT",
-        "note": "Static averages from ENTSO-E data as packaged by CodeCarbon.",
+        "note": "Production-based mix x CodeCarbon carbon_intensity_per_source.json factors, as computed "
+        "upstream; production types without a factor count 0 (see each zone's coverage). Supersedes the "
+        "older nordic_emissions.json, whose 18.0 for every SE/NO zone was a placeholder.",
+        "emission_factor": LIFECYCLE,
+        "basis": "Mix x per-source lifecycle factors (hydro and wind 26, nuclear 29), the same method as "
+        "the Canadian provinces; Finland's 72 is the file's earlier value, of the same magnitude as "
+        "OWID's lifecycle figure.",
         "used_for": "Swedish and Norwegian bidding zones, Finland",
+    },
+    {
+        "id": "mee2023",
+        "name": "China Ministry of Ecology and Environment and National Bureau of Statistics, 2023 provincial "
+        "average electricity CO2 emission factors (Announcement 2025 No. 47, Table 3), via CodeCarbon 3.3.2",
+        "url": "https://www.mee.gov.cn/xxgk2018/xxgk/xxgk01/202512/t20251231_1139517.html",
+        "license": "MIT",
+        "note": "CodeCarbon 3.3.2 file 2023-china_provincial_emissions.json (MIT). Tibet (Xizang), Hong "
+        "Kong, Macao and Taiwan are not in the official table.",
+        "emission_factor": DIRECT,
+        "basis": "The file states the convention: CO2 only (not CO2e), no lifecycle emissions, average "
+        "over all generation in the province with inter-provincial transfers.",
+        "used_for": "Chinese provinces, municipalities and autonomous regions",
     },
     {
         "id": "google2024",
@@ -83,6 +139,9 @@ SOURCES = [
         "url": "https://github.com/GoogleCloudPlatform/region-carbon-info",
         "license": "Apache-2.0",
         "note": "Grid carbon intensity (location-based) per GCP region; Google CFE% not used.",
+        "emission_factor": DIRECT,
+        "basis": "Google defines it as the 'average operational gross emissions per unit of energy from "
+        "the grid'; the values (Stockholm 2.73, Montreal 5.48 g/kWh) are below any lifecycle factor.",
         "used_for": "GCP regions",
     },
     {
@@ -91,20 +150,37 @@ SOURCES = [
         "url": "https://github.com/cloud-carbon-footprint/cloud-carbon-footprint",
         "license": "Apache-2.0",
         "note": "US regions: EPA eGRID2020 NERC-region factors; EU: EEA; others carbonfootprint.com 2021.",
+        "emission_factor": DIRECT,
+        "basis": "eGRID output rates, EEA's CO2 intensity of generation, carbonfootprint.com's generation "
+        "factors and Singapore's EMA grid emission factor all count combustion at the plant only.",
         "used_for": "AWS and Azure regions (GCP rows superseded by Google 2024)",
+    },
+    {
+        "id": "cc-cloud",
+        "name": "Google region carbon data, via CodeCarbon cloud-impact.csv",
+        "url": "https://github.com/mlco2/codecarbon",
+        "license": "MIT",
+        "note": "Older Google figures (codecarbon/cloud-impact.csv); every row is superseded by Google 2024.",
+        "emission_factor": DIRECT,
+        "basis": "Google's operational grid intensity (Montreal 2 g/kWh, below any lifecycle factor).",
+        "used_for": "nothing (all GCP rows superseded)",
     },
     {
         "id": "iea2019",
         "name": "IEA Global Energy & CO2 Status Report 2019 (world average), as quoted by CodeCarbon",
         "url": "https://www.iea.org/reports/global-energy-co2-status-report-2019/emissions",
         "license": "MIT",
-        "note": "Single figure from CodeCarbon carbon_intensity_per_source.json (MIT).",
+        "note": "Single figure from CodeCarbon 3.3.2 carbon_intensity_per_source.json (MIT).",
+        "emission_factor": DIRECT,
+        "basis": "IEA's CO2 intensity of power generation: CO2 from fuel combustion per kWh generated.",
         "used_for": "world-average fallback",
     },
 ]
 
 # Tie-break when two candidates for one key have the same year (lower wins).
-SOURCE_PRIORITY = {"google2024": 0, "nordic": 1, "owid": 2, "cer2023": 3, "egrid2016": 4, "ccf": 5, "cc-cloud": 6}
+SOURCE_PRIORITY = {
+    "google2024": 0, "nordic2025": 1, "owid": 2, "cer2023": 3, "egrid2023": 4, "mee2023": 5, "ccf": 6, "cc-cloud": 7,
+}
 
 # Extra, commonly used country names (alias -> alpha-2), beyond pycountry/OWID names.
 COUNTRY_EXTRA_ALIASES = {
@@ -265,14 +341,18 @@ CCF_SOURCE_TEXT = {
     "EMA Singapore": "Energy Market Authority Singapore",
 }
 
-CANADA_MIX_FACTORS = {  # CER mix column -> lifecycle factor key in carbon_intensity_per_source.json
+# CER mix column -> factor key in CodeCarbon 3.3.2 carbon_intensity_per_source.json. "naturalGas" is
+# not mapped to its "natural_gas" (743): that figure comes from energyusage's EPA fuel-carbon
+# conversion (combustion CO2 at an implied ~14 MMBtu/MWh heat rate, about twice a gas plant's), not
+# from power-plant data; GAS_LIFECYCLE_G_PER_KWH is used instead. "tidal" uses OCEAN_G_PER_KWH.
+CANADA_MIX_FACTORS = {
     "coal": "coal",
-    "naturalGas": "natural_gas",
     "petroleum": "petroleum",
     "nuclear": "nuclear",
     "hydro": "hydroelectricity",
     "wind": "wind",
     "solar": "solar",
+    "biomass": "biomass",
 }
 
 
@@ -300,7 +380,7 @@ def _country_names(pycountry, alpha2: str) -> list[str]:
 
 
 def owid_countries(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
-    raw = json.loads((data_dir / "codecarbon" / "global_energy_mix.json").read_text(encoding="utf-8"))
+    raw = json.loads((data_dir / CC / "global_energy_mix.json").read_text(encoding="utf-8"))
     out = []
     for alpha3, row in sorted(raw.items()):
         c = pycountry.countries.get(alpha_3=alpha3)
@@ -324,6 +404,7 @@ def owid_countries(data_dir: Path, pycountry, notes: list[str]) -> list[Candidat
                     "license": "CC-BY-4.0",
                     "kind": "country",
                     "country": c.alpha_2,
+                    "emission_factor": LIFECYCLE,
                 },
                 "owid",
                 aliases,
@@ -333,14 +414,20 @@ def owid_countries(data_dir: Path, pycountry, notes: list[str]) -> list[Candidat
 
 
 def us_states(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
-    raw = json.loads((data_dir / "codecarbon" / "2016-usa_emissions.json").read_text(encoding="utf-8"))
+    """EPA eGRID2023 state CO2e total output emission rates (lb/MWh -> g/kWh), direct emissions."""
+    raw = json.loads((data_dir / CC / "2023-usa_emissions.json").read_text(encoding="utf-8"))
+    unit, meta = raw["_unit"]["emissions"], raw["_source"]
+    if unit != "lbs/MWh" or meta["field"] != "STC2ERTA":
+        raise ValueError(f"2023-usa_emissions.json: expected lbs/MWh of STC2ERTA, got {unit!r} of {meta['field']!r}")
+    year = int(meta["year"])
     out = []
     for state, row in sorted(raw.items()):
         if state.startswith("_") or not isinstance(row, dict):
-            continue  # "_unit" metadata row
+            continue  # "_unit" / "_source" metadata rows
         code = row["regionCode"]
         if code == "usa":
-            notes.append("eGRID2016 national row 'usa' left out: OWID has a newer US figure")
+            notes.append(f"eGRID{year} national row 'usa' ({row['emissions']} lb/MWh) left out: every country "
+                         "comes from OWID (lifecycle), so the US figure stays comparable with the others")
             continue
         sub = pycountry.subdivisions.get(code=f"US-{code}")
         name = sub.name if sub else state.title()
@@ -356,13 +443,15 @@ def us_states(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
                 {
                     "name": f"{name}, USA",
                     "g_per_kwh": r3(lb * LB_PER_MWH_TO_G_PER_KWH),
-                    "year": 2016,
-                    "source": f"EPA eGRID2016 state output emission rate ({lb} lb/MWh x 0.453592), via CodeCarbon",
+                    "year": year,
+                    "source": f"EPA eGRID{year} state CO2e total output emission rate STC2ERTA "
+                    f"({lb} lb/MWh x 0.453592), via CodeCarbon",
                     "license": "US-Government-Public-Domain",
                     "kind": "region",
                     "country": "US",
+                    "emission_factor": DIRECT,
                 },
-                "egrid2016",
+                "egrid2023",
                 aliases,
             )
         )
@@ -370,12 +459,17 @@ def us_states(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
 
 
 def canada_provinces(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
-    cc = data_dir / "codecarbon"
+    """CER 2023 generation mix (%) x per-source lifecycle factors (gCO2e/kWh)."""
+    cc = data_dir / CC
     mixes = json.loads((cc / "2023-canada_energy_mix.json").read_text(encoding="utf-8"))
     factors = json.loads((cc / "carbon_intensity_per_source.json").read_text(encoding="utf-8"))
     fmap = {col: float(factors[k]) for col, k in CANADA_MIX_FACTORS.items()}
-    fmap["biomass"] = BIOMASS_G_PER_KWH
+    fmap["naturalGas"] = GAS_LIFECYCLE_G_PER_KWH
     fmap["tidal"] = OCEAN_G_PER_KWH
+    notes.append(
+        f"Canada: natural gas at {GAS_LIFECYCLE_G_PER_KWH:g} gCO2e/kWh (IPCC AR5 lifecycle median, combined "
+        f"cycle), not carbon_intensity_per_source.json's {factors['natural_gas']:g}"
+    )
     by_name = {normalise(s.name): s for s in pycountry.subdivisions.get(country_code="CA")}
     out = []
     for prov, mix in sorted(mixes.items()):
@@ -404,13 +498,15 @@ def canada_provinces(data_dir: Path, pycountry, notes: list[str]) -> list[Candid
                     "year": 2023,
                     "source": (
                         "Canada Energy Regulator 2023 generation mix via CodeCarbon "
-                        f"({mix_text}) x lifecycle factors from CodeCarbon carbon_intensity_per_source.json; "
-                        "biomass 230 and tidal 17 gCO2e/kWh (IPCC AR5 medians); 'other' share (0 here) "
-                        "would be left out; shares renormalised to 100%"
+                        f"({mix_text}) x lifecycle factors from CodeCarbon 3.3.2 carbon_intensity_per_source.json "
+                        f"(biomass {fmap['biomass']:g}); natural gas {GAS_LIFECYCLE_G_PER_KWH:g} "
+                        "(IPCC AR5 lifecycle median, combined cycle) and tidal 17 gCO2e/kWh (IPCC AR5 ocean median); "
+                        "'other' share (0 here) would be left out; shares renormalised to 100%"
                     ),
                     "license": "MIT",
                     "kind": "region",
                     "country": "CA",
+                    "emission_factor": LIFECYCLE,
                 },
                 "cer2023",
                 aliases,
@@ -420,15 +516,29 @@ def canada_provinces(data_dir: Path, pycountry, notes: list[str]) -> list[Candid
 
 
 def nordic(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
-    raw = json.loads((data_dir / "codecarbon" / "nordic_emissions.json").read_text(encoding="utf-8"))
+    """Nordic bidding zones 2025 (ENTSO-E mix x lifecycle factors, computed upstream), gCO2e/kWh."""
+    raw = json.loads((data_dir / CC / "nordic_emissions.json").read_text(encoding="utf-8"))
     out = []
     for zone, row in sorted(raw["data"].items()):
-        src = f"ENTSO-E based static annual average for bidding zone {zone}, via CodeCarbon nordic_emissions.json"
+        if row["unit"] != "gCO2eq/kWh":
+            raise ValueError(f"nordic_emissions.json {zone}: unexpected unit {row['unit']!r}")
+        year = int(row["year"])
+        if zone in ZONE_NAMES:
+            src = (
+                f"ENTSO-E actual generation per production type {year}, bidding zone {zone}: production mix x "
+                "CodeCarbon carbon_intensity_per_source.json lifecycle factors, via CodeCarbon 3.3.2 "
+                f"nordic_emissions.json; coverage {row['coverage']}, uncovered share counted at 0"
+            )
+            if row.get("note"):
+                src += f"; upstream note: {row['note'].rstrip('.')}"
+        else:  # FI: "prior value, unchanged" upstream, no method stated
+            src = "CodeCarbon 3.3.2 nordic_emissions.json (ENTSO-E based; upstream calls it a prior value, unchanged)"
         entry = {
             "g_per_kwh": r3(row["emission_factor"]),
-            "year": int(row["year"]),
+            "year": year,
             "source": src,
             "license": "MIT",
+            "emission_factor": LIFECYCLE,
         }
         if zone in ZONE_NAMES:
             name, country = ZONE_NAMES[zone]
@@ -438,7 +548,61 @@ def nordic(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
             c = pycountry.countries.get(alpha_2=zone)
             entry.update(name=c.name, kind="country", country=zone)
             aliases = _country_names(pycountry, zone)
-        out.append(Candidate(zone, entry, "nordic", aliases))
+        out.append(Candidate(zone, entry, "nordic2025", aliases))
+    return out
+
+
+# pycountry's generic terms after a Chinese subdivision's name ("Beijing Shi", "Nei Mongol Zizhiqu").
+CN_GENERIC_SUFFIXES = (" Sheng", " Shi", " Zizhiqu")
+
+
+def china_provinces(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
+    """China MEE/NBS 2023 provincial average electricity CO2 factors (gCO2/kWh, CO2 only), direct."""
+    raw = json.loads((data_dir / CC / "2023-china_provincial_emissions.json").read_text(encoding="utf-8"))
+    meta = raw["metadata"]
+    if meta["unit"] != "gCO2/kWh":
+        raise ValueError(f"2023-china_provincial_emissions.json: unexpected unit {meta['unit']!r}")
+    known = {s.code for s in pycountry.subdivisions.get(country_code="CN")}
+    missing = sorted(known - set(raw["data"]))
+    notes.append(f"China: no provincial figure for {missing} (not in the official table); the country entry CN applies")
+    out = []
+    for code, row in sorted(raw["data"].items()):
+        sub = pycountry.subdivisions.get(code=code)
+        if sub is None:
+            raise ValueError(f"2023-china_provincial_emissions.json: {code!r} is not an ISO 3166-2 code")
+        english = row["description"]  # "Beijing", "Inner Mongolia"
+        iso_short = sub.name
+        for suffix in CN_GENERIC_SUFFIXES:
+            iso_short = iso_short.removesuffix(suffix)
+        short = code.split("-")[1]
+        names = list(dict.fromkeys([english, sub.name, iso_short, *row.get("names", [])]))
+        aliases = [code, f"{short}, China"]
+        for n in names:
+            aliases.append(n)
+            for suffix in ("China", "CN", "PRC", "People's Republic of China"):
+                aliases.append(f"{n}, {suffix}")
+        aliases += [f"{english} {sub.type}", f"{english} {sub.type}, China"]  # "Sichuan Province"
+        out.append(
+            Candidate(
+                code,
+                {
+                    "name": f"{english}, China",
+                    "g_per_kwh": r3(row["emission_factor"]),
+                    "year": int(row["year"]),
+                    "source": (
+                        f"China MEE and NBS {row['year']} provincial average electricity CO2 emission factor "
+                        f"(Announcement {meta['announcement']}, Table 3; CO2 only, location-based with "
+                        "inter-provincial transfers), via CodeCarbon 3.3.2 2023-china_provincial_emissions.json"
+                    ),
+                    "license": "MIT",
+                    "kind": "region",
+                    "country": "CN",
+                    "emission_factor": DIRECT,
+                },
+                "mee2023",
+                aliases,
+            )
+        )
     return out
 
 
@@ -459,6 +623,7 @@ def gcp_google(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
                         "license": "Apache-2.0",
                         "kind": "cloud",
                         "country": country,
+                        "emission_factor": DIRECT,
                     },
                     "google2024",
                     [f"gcp:{region}", region],
@@ -491,6 +656,7 @@ def _ccf_candidate(provider: str, region: str, display: str, cloud: str, place: 
             "license": "Apache-2.0",
             "kind": "cloud",
             "country": country,
+            "emission_factor": DIRECT,
         },
         "ccf",
         aliases,
@@ -529,6 +695,7 @@ def ccf(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
                         "license": "Apache-2.0",
                         "kind": "cloud",
                         "country": country,
+                        "emission_factor": DIRECT,
                     },
                     "ccf",
                     [f"gcp:{region}", region],
@@ -540,7 +707,7 @@ def ccf(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
 def codecarbon_cloud(data_dir: Path, pycountry, notes: list[str]) -> list[Candidate]:
     """CodeCarbon cloud-impact.csv: only used for GCP regions missing from Google's 2024 file."""
     out = []
-    with (data_dir / "codecarbon" / "cloud-impact.csv").open(encoding="utf-8-sig", newline="") as fh:
+    with (data_dir / CC_OLD / "cloud-impact.csv").open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             if row["provider"].strip() != "gcp":
                 continue
@@ -560,6 +727,7 @@ def codecarbon_cloud(data_dir: Path, pycountry, notes: list[str]) -> list[Candid
                         "license": "MIT",
                         "kind": "cloud",
                         "country": country,
+                        "emission_factor": DIRECT,
                     },
                     "cc-cloud",
                     [f"gcp:{region}", region],
@@ -576,7 +744,7 @@ def build(data_dir: Path) -> tuple[dict, list[str]]:
 
     notes: list[str] = []
     candidates: list[Candidate] = []
-    for fn in (owid_countries, us_states, canada_provinces, nordic, gcp_google, ccf, codecarbon_cloud):
+    for fn in (owid_countries, us_states, canada_provinces, nordic, china_provinces, gcp_google, ccf, codecarbon_cloud):
         candidates += fn(data_dir, pycountry, notes)
 
     by_key: dict[str, list[Candidate]] = {}
@@ -595,8 +763,10 @@ def build(data_dir: Path) -> tuple[dict, list[str]]:
                     "dropped_source": loser.entry["source"],
                     "dropped_year": loser.entry["year"],
                     "dropped_g_per_kwh": loser.entry["g_per_kwh"],
+                    "dropped_emission_factor": loser.entry["emission_factor"],
                     "kept_source": cands[0].entry["source"],
                     "kept_year": cands[0].entry["year"],
+                    "kept_emission_factor": cands[0].entry["emission_factor"],
                 }
             )
 
@@ -626,18 +796,27 @@ def build(data_dir: Path) -> tuple[dict, list[str]]:
         else:
             notes.append(f"alias {n!r} clashes between {sorted(keys)}: kept for {owner}")
 
-    factors = json.loads((data_dir / "codecarbon" / "carbon_intensity_per_source.json").read_text(encoding="utf-8"))
+    for cand in chosen.values():  # ISO 3166-1 alpha-3 of each entry's country (CodeCarbon's country_iso_code)
+        cand.entry["country_alpha3"] = pycountry.countries.get(alpha_2=cand.entry["country"]).alpha_3
+
+    factors = json.loads((data_dir / CC / "carbon_intensity_per_source.json").read_text(encoding="utf-8"))
     table = {
         "schema_version": 1,
         "unit": "gCO2e/kWh",
-        "description": "Grid carbon intensity (location-based, gCO2e per kWh) per location; generated by "
+        "description": "Grid carbon intensity (location-based, gCO2e per kWh) per location; each entry's "
+        "emission_factor says whether it counts lifecycle or direct (combustion-only) emissions; generated by "
         "tools/build_intensity_table.py from open data; see docs/grid-intensity.md.",
+        "emission_factors": {
+            LIFECYCLE: "upstream (fuel supply, plant construction) and combustion emissions per kWh generated",
+            DIRECT: "emissions at the power plant only (combustion), per kWh generated",
+        },
         "world_average": {
             "name": "World average",
             "g_per_kwh": r3(factors["world_average"]),
             "year": 2019,
             "source": "IEA Global Energy & CO2 Status Report 2019, via CodeCarbon",
             "license": "MIT",
+            "emission_factor": DIRECT,
         },
         "locations": {k: c.entry for k, c in sorted(chosen.items())},
         "aliases": dict(sorted(aliases.items())),

@@ -83,7 +83,7 @@ def _intensities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
         i = r["intensity"]
-        entry = {k: i.get(k) for k in ("name", "location", "g_per_kwh", "source", "year", "license", "method")}
+        entry = {k: i.get(k) for k in ("name", "location", "g_per_kwh", "emission_factor", "source", "year", "license", "method")}
         entry["pue"] = r["pue"]
         seen.setdefault(tuple(entry.values()), entry)
     return list(seen.values())
