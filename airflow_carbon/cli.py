@@ -1,7 +1,11 @@
-"""Command line: ``airflow-carbon measure [options] -- CMD ARGS...`` (also ``python -m airflow_carbon``).
+"""Command line (also ``python -m airflow_carbon``); needs no Airflow configuration.
 
-Runs the command, measures its energy and emissions, prints the record, and exits with the command's
-status. Needs no Airflow configuration.
+- ``airflow-carbon measure [options] -- CMD ARGS...`` runs the command, measures its energy and
+  emissions, prints the record, and exits with the command's status.
+- ``airflow-carbon export --format codecarbon RECORDS... [-o emissions.csv]`` writes records (JSON or
+  JSONL files) as CodeCarbon's ``emissions.csv``; a bad record exits 2 naming its file, line and field.
+- ``airflow-carbon card CARD RECORDS... --training-type fine-tuning`` writes the records'
+  ``co2_eq_emissions`` into a local model card (:func:`airflow_carbon.edit_card_metadata`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from airflow_carbon.meter import EnergyMeter
+from airflow_carbon.record_files import RecordFileError, read_record_files
 from airflow_carbon.units import J_PER_KWH
 
 
@@ -34,6 +40,31 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--sampling-interval", type=float, default=0.1, metavar="S", help="seconds between GPU power samples (default 0.1)")
     m.add_argument("--gpu-energy", choices=("auto", "sampled"), default="auto", help="'auto': energy counter where available (default); 'sampled': integrate sampled power")
     m.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+    e = sub.add_parser(
+        "export",
+        help="write records as another tool's file (CodeCarbon's emissions.csv)",
+        description="Validate every record, then write them all, one row each, as CodeCarbon 3.3.2's "
+        "emissions.csv (its columns, units and conventions; energies include PUE). A bad record exits 2 "
+        "naming its file, line and field, and nothing is written.",
+    )
+    e.add_argument("--format", "-f", choices=("codecarbon",), default="codecarbon", help="the file format (default codecarbon)")
+    e.add_argument("--output", "-o", metavar="PATH", help="where to write the file (default, or '-': stdout)")
+    e.add_argument("records", nargs="+", metavar="RECORDS",
+                   help="record files: .json (one record or a list of them) or .jsonl (one record a line)")
+    c = sub.add_parser(
+        "card",
+        help="set a model card's co2_eq_emissions from records",
+        description="Sum the records (every try counts) into the Hub's co2_eq_emissions metadata and write it "
+        "into the model card CARD (a README.md; created if missing), every other byte of the card kept. "
+        "Running it again with the same --origin recomputes the value instead of adding to it.",
+    )
+    c.add_argument("card", metavar="CARD", help="the model card file, e.g. my-model/README.md")
+    c.add_argument("records", nargs="+", metavar="RECORDS", help="record files (.json or .jsonl), as for export")
+    c.add_argument("--training-type", required=True, help="'fine-tuning' or 'pre-training' (other text: a warning)")
+    c.add_argument("--origin", default="command line", help="where the figures come from, kept in source (default 'command line')")
+    c.add_argument("--on-existing", choices=("fail", "replace", "add"), default="fail",
+                   help="when the card has co2_eq_emissions from elsewhere (default fail)")
+    c.add_argument("--dry-run", action="store_true", help="print the new card to stdout instead of writing it")
     return parser
 
 
@@ -73,7 +104,7 @@ def summary(record: dict[str, Any]) -> str:
         lines.append(f"    GPU {g['index']} {g['name']}: {energy} [{g['method']}], mean {mean}, peak {peak} [sampled]")
     year = f", {i['year']}" if i.get("year") else ""
     lines += [
-        f"  intensity  {i['g_per_kwh']:.1f} gCO2e/kWh, {i['name']} [{i['method']}: {i['source']}{year}]",
+        f"  intensity  {i['g_per_kwh']:.1f} gCO2e/kWh ({i.get('emission_factor') or 'basis not stated'}), {i['name']} [{i['method']}: {i['source']}{year}]",
         f"  PUE        {record['pue']:g}",
         f"  emissions  {record['emissions_g']:.3g} gCO2e [energy x PUE x intensity]",
     ]
@@ -130,10 +161,58 @@ def measure_command(args: argparse.Namespace) -> int:
     return status
 
 
+def export_command(args: argparse.Namespace) -> int:
+    from airflow_carbon.export import records_csv
+
+    try:
+        data = records_csv(read_record_files(args.records))
+    except RecordFileError as exc:
+        print(f"airflow-carbon export: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            print(f"airflow-carbon export: cannot write {args.output} ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+    return 0
+
+
+def card_command(args: argparse.Namespace) -> int:
+    """``airflow-carbon card``: the records' co2_eq_emissions into a local model card."""
+    from airflow_carbon.card_metadata import co2_eq_emissions, combine, validate_training_type
+    from airflow_carbon.card_publish import preview_file, publish_file
+    from airflow_carbon.card_text import CardError
+
+    try:
+        records = read_record_files(args.records)
+        training_type = validate_training_type(args.training_type)
+        ours = co2_eq_emissions(records, training_type, origin=args.origin)
+        make = lambda old: ours if old is None else combine(old, ours, args.on_existing, args.origin)  # noqa: E731
+        if args.dry_run:
+            sys.stdout.write(preview_file(args.card, make))
+            return 0
+        published = publish_file(args.card, make)
+    except (RecordFileError, CardError, ValueError, OSError) as exc:  # ValueError: on_existing=fail, no records
+        print(f"airflow-carbon card: {exc}; the card was not changed", file=sys.stderr)
+        return 2
+    state = "written to" if published.changed else "unchanged in"
+    print(f"co2_eq_emissions {state} {published.location}: {published.co2_eq_emissions['emissions']:g} g CO2e "
+          f"from {len(records)} record(s)", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "measure":
         return measure_command(args)
+    if args.command == "export":
+        return export_command(args)
+    if args.command == "card":
+        return card_command(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

@@ -3,6 +3,8 @@
 Power is sampled on every GPU in any case (for mean and peak power, and as the fallback when the counter
 is missing, goes backwards after a driver reload, or the GPU is lost mid-window). Sampled energy is the
 trapezoidal integral of the samples, including one taken synchronously at the window's start and end.
+NVML's utilisation (% of time a kernel ran) is sampled at the host rate (1 Hz) and once at the window's
+end, and averaged (the utilisation CodeCarbon reports).
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ class _Track:
     samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, W)
     lost_at: float | None = None
     error: str | None = None
+    util_sum_percent: int = 0  # running sum and count of NVML utilisation samples (no list: sampled at 1 Hz for days)
+    util_samples: int = 0
+    util_error: str | None = None  # why utilisation stopped being sampled (None: not supported, or fine)
+    util_off: bool = False
+
+    def read_utilization(self) -> None:
+        """Add one NVML utilisation sample (%); on any failure stop sampling it for this GPU."""
+        if self.util_off or self.lost_at is not None or self.error is not None:
+            return
+        try:
+            self.util_sum_percent += nvml.utilization_percent(self.gpu.handle)
+            self.util_samples += 1
+        except Exception as exc:  # never let utilisation (a side figure) disturb the energy measurement
+            self.util_off = True
+            supported = not (isinstance(exc, nvml.NvmlError) and (exc.not_supported or exc.gpu_lost))
+            self.util_error = str(exc) if supported else None
 
     def read_power(self, t: float) -> bool:
         """Take one power sample at ``t``; return True when power moved fast since the last one."""
@@ -90,10 +108,16 @@ class GpuWindow:
             fast |= track.read_power(t)
         return fast
 
+    def sample_utilization(self) -> None:
+        """Take one NVML utilisation sample (%) of every GPU; called at the host sampling rate (1 Hz)."""
+        for track in self._tracks:
+            track.read_utilization()
+
     def stop(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
         """Per-GPU results (record entries) and warnings, once :meth:`read_end_counters` ran and sampling stopped."""
         for track in self._tracks:
             track.read_power(t)
+            track.read_utilization()  # NVML's figure covers the last period: the end of the window
         return self._entries(duration_s, [track.end_mj for track in self._tracks])
 
     def snapshot(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
@@ -140,6 +164,8 @@ class GpuWindow:
             )
         elif track.error is not None:
             warnings.append(f"{label}: NVML failed ({track.error}); its energy is {'partial' if energy_j else 'missing'}")
+        if track.util_error is not None:
+            warnings.append(f"{label}: NVML utilisation failed ({track.util_error}); it was sampled {track.util_samples} time(s)")
         powers = [w for _, w in track.samples]
         # seconds the energy covers: the whole window for the counter, the sampled span otherwise
         sampled = method == "sampled" and len(track.samples) >= 2
@@ -155,6 +181,8 @@ class GpuWindow:
             "peak_power_w": max(powers) if powers else None,
             "samples": len(track.samples),
             "complete": complete,
+            "mean_utilization_percent": track.util_sum_percent / track.util_samples if track.util_samples else None,
+            "utilization_samples": track.util_samples,
         }
         if gpu.mig_devices:
             entry["mig_devices"] = list(gpu.mig_devices)

@@ -8,6 +8,9 @@ permission denied) the CPU energy is *estimated* as the process tree's CPU time 
 RAM: always *estimated*, from the process tree's resident memory (GB, time-averaged over the window)
 x ``ram_w_per_gb``; never the whole host's memory.
 
+Utilisation, from the same samples: CPU = the tree's CPU time / (duration x the host's logical CPUs),
+in %; RAM = the tree's mean resident memory / the host's RAM, in %. Both are the tree's, not the host's.
+
 The process tree is this process, its live descendants, and descendants already waited for (counted
 by the kernel in this process's children times), so a task that launches ``torchrun`` is covered.
 """
@@ -166,6 +169,36 @@ def cpu_sockets() -> int:
         return 1
 
 
+@functools.cache
+def logical_cpus() -> int | None:
+    """Logical CPUs (hardware threads) of this host, as ``psutil.cpu_count()``; None when unknown."""
+    return os.cpu_count()
+
+
+@functools.cache
+def host_memory_bytes() -> int | None:
+    """The host's total RAM (bytes), as ``psutil.virtual_memory().total``; None when unknown."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * _PAGE_BYTES
+    except (AttributeError, OSError, ValueError):  # no sysconf name here (macOS, Windows)
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:
+        return None
+
+
+@functools.cache
+def platform_info() -> dict[str, str]:
+    """The OS (``platform.platform()``) and Python version of this process; empty if unreadable."""
+    try:
+        return {"os": platform.platform(), "python_version": platform.python_version()}
+    except Exception:  # never break a record over a label
+        return {}
+
+
 def hostname() -> str:
     return socket.gethostname()
 
@@ -228,6 +261,11 @@ class HostWindow:
                 f"CPU energy estimated from the process tree's CPU time x {self.cpu_w_per_core:g} W per core: "
                 f"{self._rapl_reason}"
             )
+        cpus = logical_cpus()
+        if cpus:
+            cpu["logical_cpus"] = cpus
+            if duration_s > 0:
+                cpu["mean_utilization_percent"] = 100.0 * cpu_time_s / (duration_s * cpus)
         mean_rss_gb = _time_mean(self._rss) / BYTES_PER_GB
         ram = {
             "energy_kwh": j_to_kwh(mean_rss_gb * self.ram_w_per_gb * duration_s),
@@ -235,6 +273,10 @@ class HostWindow:
             "mean_rss_gb": mean_rss_gb,
             "w_per_gb": self.ram_w_per_gb,
         }
+        total = host_memory_bytes()
+        if total:
+            ram["host_total_gb"] = total / BYTES_PER_GB
+            ram["mean_utilization_percent"] = 100.0 * mean_rss_gb * BYTES_PER_GB / total
         return cpu, ram, warnings
 
 

@@ -36,7 +36,7 @@ DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
 """Seconds between checkpoints of the running record (when a checkpoint callback is given)."""
 
 HOST_SAMPLING_INTERVAL_S = 1.0
-"""Seconds between reads of RAPL and of the process tree's resident memory."""
+"""Seconds between reads of RAPL, of the process tree's resident memory and of NVML's GPU utilisation."""
 
 
 class MeterWarning(UserWarning):
@@ -212,6 +212,8 @@ class EnergyMeter:
         fast = self._gpu.sample(t) if self._gpu is not None else False
         if t >= self._next_host_t:
             self._host.sample(t)
+            if self._gpu is not None:
+                self._gpu.sample_utilization()
             self._next_host_t = t + HOST_SAMPLING_INTERVAL_S
         if t >= self._next_checkpoint_t:
             # a fixed schedule from the start: a late tick does not push every later checkpoint back
@@ -272,7 +274,7 @@ class EnergyMeter:
             "emissions_g": emissions_g(energy_kwh, self.intensity.g_per_kwh, self.pue),
             "hardware_used": hardware_used(gpu_entries),
             "host": _host.hostname(),
-            "measured_by": {"package": "airflow-carbon", "version": __version__},
+            "measured_by": {"package": "airflow-carbon", "version": __version__, **_host.platform_info()},
             "warnings": list(warnings),
         }
 

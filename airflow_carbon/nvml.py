@@ -237,3 +237,8 @@ def energy_mj(handle: Any) -> int | None:
 def power_mw(handle: Any) -> int:
     """The GPU's power draw in mW, as NVML reports it."""
     return int(_call(init().nvmlDeviceGetPowerUsage, handle))
+
+
+def utilization_percent(handle: Any) -> int:
+    """The GPU's utilisation in % (share of the last sample period, 1/6 s to 1 s, with a kernel running)."""
+    return int(_call(init().nvmlDeviceGetUtilizationRates, handle).gpu)

@@ -6,7 +6,10 @@ J_PER_KWH = 3.6e6
 """Joules in one kilowatt-hour."""
 
 BYTES_PER_GB = 1e9
-"""Bytes in one (decimal) gigabyte."""
+"""Bytes in one (decimal) gigabyte: the records' GB."""
+
+BYTES_PER_GIB = 1024**3
+"""Bytes in one gibibyte: the "GB" of CodeCarbon's ``ram_total_size`` and ``ram_used_gb`` (the CSV export)."""
 
 
 def j_to_kwh(energy_j: float) -> float:

@@ -1,5 +1,6 @@
 """CPU and RAM: RAPL where readable (a powercap tree laid out as the kernel does), estimates otherwise."""
 
+import os
 import subprocess
 import sys
 import time
@@ -56,6 +57,9 @@ def test_estimate_counts_a_child_process_cpu_time(tmp_path):
     cpu, _ram, _ = window.read(t1, t1 - t0)
     assert cpu["cpu_time_s"] >= 0.6
     assert cpu["energy_kwh"] * J_PER_KWH == pytest.approx(cpu["cpu_time_s"] * 10.0)
+    # utilisation: the tree's CPU time over every logical CPU of the host, as CodeCarbon's % is
+    assert cpu["logical_cpus"] == os.cpu_count()
+    assert cpu["mean_utilization_percent"] == pytest.approx(100 * cpu["cpu_time_s"] / ((t1 - t0) * os.cpu_count()))
 
 
 def test_ram_follows_the_process_tree_not_the_host(tmp_path):
@@ -74,3 +78,5 @@ def test_ram_follows_the_process_tree_not_the_host(tmp_path):
     host_gb = psutil.virtual_memory().used / 1e9
     assert 0.1 < ram["mean_rss_gb"] < min(host_gb, 2.0)
     assert ram["energy_kwh"] * J_PER_KWH == pytest.approx(ram["mean_rss_gb"] * 1.0 * (t1 - t0))
+    assert ram["host_total_gb"] == psutil.virtual_memory().total / 1e9  # the machine's RAM, as CodeCarbon's
+    assert ram["mean_utilization_percent"] == pytest.approx(100 * ram["mean_rss_gb"] / ram["host_total_gb"])

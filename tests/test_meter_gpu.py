@@ -53,6 +53,15 @@ def test_sampled_mode_can_be_forced_on_a_gpu_with_a_counter(fake_gpu):
     assert record["gpus"][0]["energy_j"] == pytest.approx(250.0 * record["duration_s"], rel=0.01)
 
 
+def test_gpu_utilisation_is_sampled_once_a_second_and_averaged(fake_gpu):
+    fake_gpu("count=2; power=const:350; gpu1.power=const:70")  # NVML reports 50 % and 10 % of the 700 W limit
+    record, _, _ = _window(EnergyMeter(location="FR"), 2.2)
+    a, b = record["gpus"]
+    assert (a["mean_utilization_percent"], b["mean_utilization_percent"]) == (50.0, 10.0)
+    # at the host rate (t = 1 s, 2 s) and once at the end, not at the power rate (every 0.1 s)
+    assert 2 <= a["utilization_samples"] == b["utilization_samples"] <= 4 < a["samples"]
+
+
 def test_emissions_follow_energy_pue_and_intensity(fake_gpu):
     fake_gpu("count=2; power=const:400")
     record, _, _ = _window(EnergyMeter(g_per_kwh=500, pue=1.5), 0.3)
