@@ -106,6 +106,11 @@ def _value_text(co2: dict[str, Any], *, flow: bool, indent: str, newline: str) -
     return "".join(f"{newline}{indent}  {line}" for line in _dump(co2, flow=False).split("\n"))
 
 
+def co2_yaml(co2: dict[str, Any]) -> str:
+    """``co2_eq_emissions`` as the YAML lines a card's front matter holds (what the edit writes)."""
+    return f"{KEY}:" + _value_text(co2, flow=False, indent="", newline="\n") + "\n"
+
+
 def _nodes(events: list[yaml.Event], start: int) -> list[tuple[int, int]]:
     """The child nodes of the collection opened at ``events[start]``, as (first, last) event indices."""
     nodes, i = [], start + 1

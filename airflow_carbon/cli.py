@@ -4,8 +4,9 @@
   emissions, prints the record, and exits with the command's status.
 - ``airflow-carbon export --format codecarbon RECORDS... [-o emissions.csv]`` writes records (JSON or
   JSONL files) as CodeCarbon's ``emissions.csv``; a bad record exits 2 naming its file, line and field.
-- ``airflow-carbon card CARD RECORDS... --training-type fine-tuning`` writes the records'
-  ``co2_eq_emissions`` into a local model card (:func:`airflow_carbon.edit_card_metadata`).
+- ``airflow-carbon card RECORDS... --training-type fine-tuning [--apply README.md]`` prints the
+  records' ``co2_eq_emissions`` as YAML, or writes it into a local model card
+  (:func:`airflow_carbon.edit_card_metadata`).
 """
 
 from __future__ import annotations
@@ -53,18 +54,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="record files: .json (one record or a list of them) or .jsonl (one record a line)")
     c = sub.add_parser(
         "card",
-        help="set a model card's co2_eq_emissions from records",
-        description="Sum the records (every try counts) into the Hub's co2_eq_emissions metadata and write it "
-        "into the model card CARD (a README.md; created if missing), every other byte of the card kept. "
-        "Running it again with the same --origin recomputes the value instead of adding to it.",
+        help="the records' co2_eq_emissions: print it as YAML, or write it into a model card (--apply)",
+        description="Sum the records (every try counts) into the Hub's co2_eq_emissions metadata and print it "
+        "as the YAML of a card's front matter; with --apply CARD, write it into that model card (a README.md, "
+        "created if missing) instead, every other byte of the card kept. Running it again with the same "
+        "--origin recomputes the value instead of adding to it.",
     )
-    c.add_argument("card", metavar="CARD", help="the model card file, e.g. my-model/README.md")
     c.add_argument("records", nargs="+", metavar="RECORDS", help="record files (.json or .jsonl), as for export")
     c.add_argument("--training-type", required=True, help="'fine-tuning' or 'pre-training' (other text: a warning)")
+    c.add_argument("--apply", metavar="CARD", help="the model card file to edit in place, e.g. my-model/README.md")
     c.add_argument("--origin", default="command line", help="where the figures come from, kept in source (default 'command line')")
     c.add_argument("--on-existing", choices=("fail", "replace", "add"), default="fail",
-                   help="when the card has co2_eq_emissions from elsewhere (default fail)")
-    c.add_argument("--dry-run", action="store_true", help="print the new card to stdout instead of writing it")
+                   help="with --apply: when the card has co2_eq_emissions from elsewhere (default fail)")
+    c.add_argument("--dry-run", action="store_true", help="with --apply: print the new card instead of writing it")
     return parser
 
 
@@ -182,20 +184,26 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def card_command(args: argparse.Namespace) -> int:
-    """``airflow-carbon card``: the records' co2_eq_emissions into a local model card."""
+    """``airflow-carbon card``: the records' co2_eq_emissions, as YAML or into a local model card."""
     from airflow_carbon.card_metadata import co2_eq_emissions, combine, validate_training_type
     from airflow_carbon.card_publish import preview_file, publish_file
-    from airflow_carbon.card_text import CardError
+    from airflow_carbon.card_text import CardError, co2_yaml
 
+    if args.dry_run and not args.apply:
+        print("airflow-carbon card: --dry-run previews an --apply; without --apply nothing is written anyway", file=sys.stderr)
+        return 2
     try:
         records = read_record_files(args.records)
         training_type = validate_training_type(args.training_type)
         ours = co2_eq_emissions(records, training_type, origin=args.origin)
+        if not args.apply:
+            sys.stdout.write(co2_yaml(ours))
+            return 0
         make = lambda old: ours if old is None else combine(old, ours, args.on_existing, args.origin)  # noqa: E731
         if args.dry_run:
-            sys.stdout.write(preview_file(args.card, make))
+            sys.stdout.write(preview_file(args.apply, make))
             return 0
-        published = publish_file(args.card, make)
+        published = publish_file(args.apply, make)
     except (RecordFileError, CardError, ValueError, OSError) as exc:  # ValueError: on_existing=fail, no records
         print(f"airflow-carbon card: {exc}; the card was not changed", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ def test_card_writes_every_records_grams_into_a_real_card_and_a_rerun_changes_no
     card = tmp_path / "README.md"
     card.write_bytes(PLAIN.read_bytes())
     before = _hub_reads(card)
-    run = _cli("card", str(card), *map(str, records), "--training-type", "fine-tuning")
+    run = _cli("card", *map(str, records), "--training-type", "fine-tuning", "--apply", str(card))
     assert run.returncode == 0, run.stderr
     meta, body = _hub_reads(card)
     grams = sum(json.loads(p.read_text())["emissions_g"] for p in records)
@@ -53,7 +53,7 @@ def test_card_writes_every_records_grams_into_a_real_card_and_a_rerun_changes_no
     assert (meta, body) == before
     assert card.read_bytes().startswith(b"\n---\n")  # the card's blank first line is kept
     written = card.read_bytes()
-    again = _cli("card", str(card), *map(str, records), "--training-type", "fine-tuning")
+    again = _cli("card", *map(str, records), "--training-type", "fine-tuning", "--apply", str(card))
     assert again.returncode == 0 and "unchanged" in again.stderr
     assert card.read_bytes() == written
 
@@ -61,12 +61,12 @@ def test_card_writes_every_records_grams_into_a_real_card_and_a_rerun_changes_no
 def test_emissions_from_elsewhere_are_refused_unless_asked_and_the_card_is_left_as_it_was(records, tmp_path):
     card = tmp_path / "README.md"
     card.write_bytes(CARD.read_bytes())
-    refused = _cli("card", str(card), *map(str, records), "--training-type", "fine-tuning")
+    refused = _cli("card", *map(str, records), "--training-type", "fine-tuning", "--apply", str(card))
     assert refused.returncode == 2 and "already has co2_eq_emissions from elsewhere (CodeCarbon: 1710 g)" in refused.stderr
     assert card.read_bytes() == CARD.read_bytes()
-    preview = _cli("card", str(card), *map(str, records), "--training-type", "fine-tuning", "--on-existing", "add", "--dry-run")
+    preview = _cli("card", *map(str, records), "--training-type", "fine-tuning", "--apply", str(card), "--on-existing", "add", "--dry-run")
     assert preview.returncode == 0 and card.read_bytes() == CARD.read_bytes()
-    added = _cli("card", str(card), *map(str, records), "--training-type", "fine-tuning", "--on-existing", "add")
+    added = _cli("card", *map(str, records), "--training-type", "fine-tuning", "--apply", str(card), "--on-existing", "add")
     assert added.returncode == 0, added.stderr
     assert card.read_text(encoding="utf-8") == preview.stdout
     co2 = _hub_reads(card)[0]["co2_eq_emissions"]
@@ -79,9 +79,21 @@ def test_a_bad_record_or_an_unreadable_card_changes_nothing(records, tmp_path):
     bad.write_text(json.dumps({**json.loads(records[0].read_text()), "pue": 0.5}))
     card = tmp_path / "README.md"
     card.write_bytes(PLAIN.read_bytes())
-    run = _cli("card", str(card), str(records[0]), str(bad), "--training-type", "fine-tuning")
+    run = _cli("card", str(records[0]), str(bad), "--training-type", "fine-tuning", "--apply", str(card))
     assert run.returncode == 2 and f"{bad}:1: invalid record field pue" in run.stderr
     assert card.read_bytes() == PLAIN.read_bytes()
     card.write_text("---\nlicense: [mit\n---\n")
-    run = _cli("card", str(card), str(records[0]), "--training-type", "fine-tuning")
+    run = _cli("card", str(records[0]), "--training-type", "fine-tuning", "--apply", str(card))
     assert run.returncode == 2 and "malformed" in run.stderr and card.read_text() == "---\nlicense: [mit\n---\n"
+
+
+def test_without_apply_the_yaml_is_printed_and_nothing_is_written(records, tmp_path):
+    import yaml
+
+    run = _cli("card", *map(str, records), "--training-type", "pre-training")
+    assert run.returncode == 0, run.stderr
+    co2 = yaml.safe_load(run.stdout)["co2_eq_emissions"]
+    grams = sum(json.loads(p.read_text())["emissions_g"] for p in records)
+    assert co2["emissions"] == pytest.approx(grams, rel=1e-5) and co2["training_type"] == "pre-training"
+    assert sorted(co2) == ["emissions", "geographical_location", "hardware_used", "source", "training_type"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["try0.json", "try1.json"]
