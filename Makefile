@@ -38,7 +38,7 @@ demo: setup
 	$(DEMO_ENV) $(VENV)/bin/airflow db migrate > .airflow/migrate.log 2>&1 || { cat .airflow/migrate.log; exit 1; }
 	$(DEMO_ENV) $(VENV)/bin/airflow dags test carbon_training > .airflow/dags-test.log 2>&1 || { tail -50 .airflow/dags-test.log; exit 1; }
 	@echo "airflow dags test carbon_training: done (log: .airflow/dags-test.log)"
-	@$(DEMO_ENV) $(PY) -m airflow_carbon.run_records carbon_training
+	@$(DEMO_ENV) $(VENV)/bin/airflow-carbon records carbon_training
 	@echo; echo "Model card metadata written to .airflow/model/README.md:"; \
 	 awk 'NR==1 && /^---/ {f=1; print; next} f {print} f && /^---/ {exit}' .airflow/model/README.md
 
@@ -58,7 +58,7 @@ constraints:
 	{ echo "# Generated with 'make constraints' from a clean install on Python 3.11 (Airflow's constraint URLs are unreachable here)."; \
 	  build/constraints-venv/bin/pip freeze --exclude-editable | grep -vi '^airflow-carbon'; } > constraints.txt
 
-# Rebuild airflow_carbon/data/grid_intensity.json from the open inputs in ../shared/data.
+# Rebuild airflow_carbon/core/data/grid_intensity.json from the open inputs in ../shared/data.
 intensity-table: setup
 	$(PY) tools/build_intensity_table.py
 

@@ -4,6 +4,8 @@
   emissions, prints the record, and exits with the command's status.
 - ``airflow-carbon export --format codecarbon RECORDS... [-o emissions.csv]`` writes records (JSON or
   JSONL files) as CodeCarbon's ``emissions.csv``; a bad record exits 2 naming its file, line and field.
+- ``airflow-carbon records DAG_ID [RUN_ID] [--format table|json|csv]`` reads a DAG run's records from
+  Airflow's metadata database (the only command that needs Airflow; imported only then).
 - ``airflow-carbon card RECORDS... --training-type fine-tuning [--apply README.md]`` prints the
   records' ``co2_eq_emissions`` as YAML, or writes it into a local model card
   (:func:`airflow_carbon.edit_card_metadata`).
@@ -19,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from airflow_carbon.meter import EnergyMeter
-from airflow_carbon.record_files import RecordFileError, read_record_files
-from airflow_carbon.units import J_PER_KWH
+from airflow_carbon.core.meter import EnergyMeter
+from airflow_carbon.core.record_files import RecordFileError, read_record_files
+from airflow_carbon.core.units import J_PER_KWH
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--output", "-o", metavar="PATH", help="where to write the file (default, or '-': stdout)")
     e.add_argument("records", nargs="+", metavar="RECORDS",
                    help="record files: .json (one record or a list of them) or .jsonl (one record a line)")
+    r = sub.add_parser(
+        "records",
+        help="a DAG run's records from Airflow's metadata database (needs the Airflow environment)",
+        description="Every record of a DAG run (every tracked task, mapped instance and try), read from the "
+        "metadata database of the Airflow configured here (AIRFLOW_HOME / AIRFLOW__DATABASE__SQL_ALCHEMY_CONN): "
+        "a table, JSON (a list of records, as export and card read them) or CodeCarbon's emissions.csv.",
+    )
+    r.add_argument("dag_id", metavar="DAG_ID")
+    r.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the DAG's latest run")
+    r.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table", help="default: table")
     c = sub.add_parser(
         "card",
         help="the records' co2_eq_emissions: print it as YAML, or write it into a model card (--apply)",
@@ -164,7 +176,7 @@ def measure_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from airflow_carbon.export import records_csv
+    from airflow_carbon.core.export import records_csv
 
     try:
         data = records_csv(read_record_files(args.records))
@@ -183,11 +195,42 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def records_command(args: argparse.Namespace) -> int:
+    """``airflow-carbon records``: a DAG run's records from the metadata database."""
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.xcom import latest_run_id, run_records
+
+    with create_session() as session:
+        run_id = args.run_id or latest_run_id(args.dag_id, session)
+        if run_id is None:
+            print(f"airflow-carbon records: no run of DAG {args.dag_id!r} in the metadata database", file=sys.stderr)
+            return 1
+        records = run_records(args.dag_id, run_id, session)
+    if not records:
+        print(f"airflow-carbon records: DAG {args.dag_id!r} run {run_id!r} has no airflow-carbon records: "
+              "decorate a task with @task.carbon", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(records, indent=1))
+    elif args.format == "csv":
+        from airflow_carbon.core.export import records_csv
+
+        sys.stdout.buffer.write(records_csv(records))
+        sys.stdout.flush()
+    else:
+        from airflow_carbon.core.report import records_table
+
+        print(f"DAG {args.dag_id}, run {run_id}")
+        print(records_table(records))
+    return 0
+
+
 def card_command(args: argparse.Namespace) -> int:
     """``airflow-carbon card``: the records' co2_eq_emissions, as YAML or into a local model card."""
-    from airflow_carbon.card_metadata import co2_eq_emissions, combine, validate_training_type
-    from airflow_carbon.card_publish import preview_file, publish_file
-    from airflow_carbon.card_text import CardError, co2_yaml
+    from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
+    from airflow_carbon.card.publish import preview_file, publish_file
+    from airflow_carbon.card.text import CardError, co2_yaml
 
     if args.dry_run and not args.apply:
         print("airflow-carbon card: --dry-run previews an --apply; without --apply nothing is written anyway", file=sys.stderr)
@@ -221,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export_command(args)
     if args.command == "card":
         return card_command(args)
+    if args.command == "records":
+        return records_command(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

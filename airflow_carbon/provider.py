@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_carbon import __version__
+from airflow_carbon._version import __version__
 
 CONFIG_OPTIONS = {
     # option: (type, default, description); airflow_carbon.settings reads the config through this table

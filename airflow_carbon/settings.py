@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow_carbon.card_metadata import validate_training_type
-from airflow_carbon.emissions import DEFAULT_PUE, validate_pue
-from airflow_carbon.intensity import resolve_intensity
+from airflow_carbon.card.metadata import validate_training_type
+from airflow_carbon.core.emissions import DEFAULT_PUE, validate_pue
+from airflow_carbon.core.intensity import resolve_intensity
 from airflow_carbon.provider import CONFIG_OPTIONS
-from airflow_carbon.meter import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_SAMPLING_INTERVAL_S, EnergyMeter, validate_interval_s
+from airflow_carbon.core.meter import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_SAMPLING_INTERVAL_S, EnergyMeter, validate_interval_s
 
 SECTION = "carbon"
 

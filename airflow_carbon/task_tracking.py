@@ -3,8 +3,8 @@
 Airflow clears a task instance's XComs when a new try starts, so a plain XCom would lose the energy of
 failed tries. The records of every try are kept in the task state store (``context["task_state_store"]``,
 Airflow 3.3+, which survives retries) under :data:`STATE_KEY`, and each try pushes the whole list under
-the XCom key :data:`XCOM_KEY`: the last try's XCom holds every try; their totals go beside it under
-:data:`SUMMARY_XCOM_KEY`, one flat object the UI can sum in the database. A running try checkpoints its record
+the XCom key :data:`~airflow_carbon.xcom.XCOM_KEY`: the last try's XCom holds every try; their totals go
+beside it under :data:`~airflow_carbon.xcom.SUMMARY_XCOM_KEY`, one flat object the UI can sum in the database. A running try checkpoints its record
 into the store every ``checkpoint_interval_s``, so a try that is killed (OOM, worker lost) without
 running its ``finally`` loses at most one interval; the next try marks it ``interrupted``.
 """
@@ -15,18 +15,10 @@ import logging
 import warnings
 from typing import Any
 
-from airflow_carbon.report import component_energy
+from airflow_carbon.core.report import component_energy
 from airflow_carbon.settings import CarbonSettings
-from airflow_carbon.summary import task_summary
-
-XCOM_KEY = "carbon_records"
-"""XCom key of a tracked task's records: a list, one per try so far (the last try's value holds all)."""
-
-SUMMARY_XCOM_KEY = "carbon_summary"
-"""XCom key of the same tries' totals (:func:`airflow_carbon.summary.task_summary`), which the UI sums."""
-
-STATE_KEY = "airflow_carbon.records"
-"""Task state store key of the same list, which survives retries."""
+from airflow_carbon.core.aggregate import task_summary
+from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 log = logging.getLogger(__name__)
 

@@ -49,8 +49,9 @@ def xcom_payloads(n_records: int, base: dict) -> list[str]:
 
 
 def aggregate(payloads: list[str]) -> dict:
-    from airflow_carbon.card_metadata import breakdown, co2_eq_emissions, totals
-    from airflow_carbon.record import validate_record
+    from airflow_carbon.card.metadata import co2_eq_emissions
+    from airflow_carbon.core.aggregate import breakdown, totals
+    from airflow_carbon.core.record import validate_record
 
     records = [r for p in payloads for r in json.loads(p)]
     for r in records:
@@ -63,7 +64,7 @@ def measure(n: int, gpus: int) -> dict:
     import resource
 
     base = base_record(gpus)
-    from airflow_carbon.record import validate_record
+    from airflow_carbon.core.record import validate_record
 
     validate_record(base)  # compile the validator outside the timing
     payloads = xcom_payloads(n, base)

@@ -164,7 +164,7 @@ def main() -> None:
     results["aggregation"] = _worker("aggregation.py")
     results["ui"] = _worker("ui.py")
     results["cluster"] = _worker("cluster.py", "--json-line")
-    ours_imp, ours_pkgs = import_time_us("airflow_carbon.meter")
+    ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
     results["import"] = {"airflow_carbon.meter_us": ours_imp, "codecarbon_us": cc_imp, "forbidden_imported": forbidden}
@@ -190,7 +190,7 @@ def main() -> None:
     print(f"| {'median start + stop of a window (ms)':<62} | {1e3*ov['ours_start_stop_s']:14.2f} | {'':>12} | {'':>8} |")
     print(f"| {'sampling thread CPU, % of one core (counter path, 100 ms)':<62} | {cpu_pct_counter:14.3f} | {'':>12} | {'':>8} |")
     print(f"| {'sampling thread CPU, % of one core (sampled, bursty: 10 ms)':<62} | {cpu_pct_fast:14.3f} | {'':>12} | {'':>8} |")
-    print(f"| {'import time (ms): airflow_carbon.meter vs codecarbon':<62} | {ours_imp/1e3:14.1f} | {cc_imp/1e3:12.1f} | {cc_imp/max(ours_imp,1):7.0f}x |")
+    print(f"| {'import time (ms): airflow_carbon.core.meter vs codecarbon':<62} | {ours_imp/1e3:14.1f} | {cc_imp/1e3:12.1f} | {cc_imp/max(ours_imp,1):7.0f}x |")
     a = results["airflow"]
     print("\nAirflow (one dag.test() session, SQLite; median over each DAG's mapped task runs)")
     print(f"| {'figure':<62} | {'value':>14} | {'goal':>12} |")
@@ -222,7 +222,7 @@ def main() -> None:
     print(bench_cluster.table(results["cluster"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
-          f"airflow_carbon.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
+          f"airflow_carbon.core.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("wrote bench/results.json")

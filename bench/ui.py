@@ -47,8 +47,8 @@ def _seed() -> int:
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
-    from airflow_carbon.summary import task_summary
-    from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY, XCOM_KEY
+    from airflow_carbon.core.aggregate import task_summary
+    from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
 
     bases = {1: base_record(1), 8: base_record(8)}
     now = datetime.now(timezone.utc)
@@ -103,7 +103,7 @@ def _naive_ms() -> float:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_carbon.task_tracking import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY
 
     start = time.perf_counter()
     totals: dict[str, float] = {}

@@ -15,7 +15,7 @@ from airflow_carbon import validate_record
 def _run(airflow_dags, dag_id):
     from airflow.utils.session import create_session
 
-    from airflow_carbon.run_records import run_records
+    from airflow_carbon.xcom import run_records
 
     run = airflow_dags.get_dag(dag_id).test()
     with create_session() as session:

@@ -1,7 +1,8 @@
 import pytest
 
 from airflow_carbon import EnergyMeter
-from airflow_carbon.card_metadata import co2_eq_emissions, combine, hardware_used, totals, validate_training_type
+from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
+from airflow_carbon.core.aggregate import hardware_used, totals
 
 
 def _record(fake_gpu_config=None, location="CA-QC", task_id="train", try_number=1, status="success", host=None):

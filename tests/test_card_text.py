@@ -1,6 +1,6 @@
 import pytest
 
-from airflow_carbon.card_text import CardError, existing_co2, metadata, with_co2
+from airflow_carbon.card.text import CardError, existing_co2, metadata, with_co2
 
 CO2 = {"emissions": 12.5, "source": "airflow-carbon 0.1.0 (DAG d): GPU: NVML energy counters", "training_type": "fine-tuning",
        "geographical_location": "Quebec, Canada", "hardware_used": "2 x NVIDIA H200"}

@@ -29,7 +29,7 @@ from cluster import CPU_HOST, DEFAULT_QUEUE, GPU_HOST, GPU_QUEUE, ROOT, Cluster
 from dags_cluster.cluster_dags import CHECKPOINT_INTERVAL_S, RUN_S
 
 from airflow_carbon import validate_record
-from airflow_carbon.card_metadata import grams
+from airflow_carbon.card.metadata import grams
 
 HERE = Path(__file__).resolve().parent
 DEMO, KILLED = "carbon_training", "carbon_cluster_killed"

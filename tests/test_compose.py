@@ -393,7 +393,7 @@ def test_dockerfile_installs_the_package_from_constraints_txt():
 def test_build_context_holds_the_package_and_no_secrets():
     for path in (".env", ".venv/bin/python", ".git/config", "build/lib/x.py"):
         assert dockerignored(path), f"{path} would be sent into the image build (.dockerignore)"
-    for path in ("pyproject.toml", "constraints.txt", "README.md", "airflow_carbon/__init__.py", "airflow_carbon/data/grid_intensity.json"):
+    for path in ("pyproject.toml", "constraints.txt", "README.md", "airflow_carbon/__init__.py", "airflow_carbon/core/data/grid_intensity.json"):
         assert not dockerignored(path), f"{path} is left out of the build context, but pip install needs it"
 
 

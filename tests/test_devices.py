@@ -1,6 +1,6 @@
 import pytest
 
-from airflow_carbon.devices import DeviceRef, parse_visible_devices
+from airflow_carbon.core.devices import DeviceRef, parse_visible_devices
 
 
 def test_unset_means_every_gpu_and_empty_means_none():

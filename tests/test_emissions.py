@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from airflow_carbon.emissions import emissions_g, validate_pue
+from airflow_carbon.core.emissions import emissions_g, validate_pue
 
 
 def test_grams_are_kwh_times_pue_times_intensity():

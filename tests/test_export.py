@@ -23,8 +23,8 @@ from codecarbon.output_methods.emissions_data import EmissionsData
 from codecarbon.output_methods.file import FileOutput
 
 from airflow_carbon import EnergyMeter, load_record, validate_record
-from airflow_carbon.export import CODECARBON_COLUMNS, CODECARBON_VERSION, codecarbon_location, codecarbon_rows, records_csv
-from airflow_carbon.intensity import known_locations, lookup_location
+from airflow_carbon.core.export import CODECARBON_COLUMNS, CODECARBON_VERSION, codecarbon_location, codecarbon_rows, records_csv
+from airflow_carbon.core.intensity import known_locations, lookup_location
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = "XST-5:30"  # a POSIX zone string (UTC+5:30), so no tzdata is needed

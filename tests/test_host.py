@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from airflow_carbon.host import HostWindow
-from airflow_carbon.units import J_PER_KWH
+from airflow_carbon.core.host import HostWindow
+from airflow_carbon.core.units import J_PER_KWH
 
 
 def _zone(root, name, zone_name, energy_uj, max_uj):

@@ -1,4 +1,4 @@
-"""Tests for the bundled grid-intensity table and airflow_carbon.intensity."""
+"""Tests for the bundled grid-intensity table and airflow_carbon.core.intensity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_carbon.intensity import (
+from airflow_carbon.core.intensity import (
     GridIntensity,
     UnknownLocationError,
     known_locations,
@@ -21,7 +21,7 @@ from airflow_carbon.intensity import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-TABLE_PATH = REPO / "airflow_carbon" / "data" / "grid_intensity.json"
+TABLE_PATH = REPO / "airflow_carbon" / "core" / "data" / "grid_intensity.json"
 DATA_DIR = REPO.parent / "shared" / "data"
 CC_DIR = DATA_DIR / "codecarbon-3.3.2"  # refreshed CodeCarbon copies the table is built from
 BUILD_SCRIPT = REPO / "tools" / "build_intensity_table.py"
@@ -274,7 +274,7 @@ def test_committed_table_matches_regenerated(tmp_path):
 def test_import_is_lazy():
     code = (
         "import sys\n"
-        "import airflow_carbon.intensity as m\n"
+        "import airflow_carbon.core.intensity as m\n"
         "bad = [n for n in sys.modules if n == 'airflow' or n.startswith('airflow.') or n == 'pycountry']\n"
         "assert not bad, bad\n"
         "assert m._table.cache_info().currsize == 0, 'table loaded at import'\n"
@@ -407,7 +407,7 @@ def test_explicit_value_basis_is_unstated_unless_given():
 def test_record_intensity_carries_the_basis_and_validates():
     from airflow_carbon import EnergyMeter, RecordError, validate_record
     from airflow_carbon.cli import summary
-    from airflow_carbon.report import records_table
+    from airflow_carbon.core.report import records_table
 
     with EnergyMeter(location="NO1", cuda_visible_devices="") as meter:
         pass

@@ -11,7 +11,7 @@ import pytest
 from airflow_helpers import xcom_value
 import yaml
 
-from airflow_carbon.card_text import existing_co2
+from airflow_carbon.card.text import existing_co2
 
 
 def _publish_result(run):

@@ -8,7 +8,7 @@ import json
 import pytest
 from airflow_helpers import xcom_value
 
-from airflow_carbon.card_text import existing_co2
+from airflow_carbon.card.text import existing_co2
 
 TOKEN = "hf_test_write_token_5f3a9c"
 CARD = "---\nlicense: apache-2.0\ntags:\n- llm\n---\n\n# org/model\n\nTrained by a pipeline.\n"

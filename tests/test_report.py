@@ -1,5 +1,5 @@
 from airflow_carbon import EnergyMeter
-from airflow_carbon.report import records_table
+from airflow_carbon.core.report import records_table
 
 
 def _record(task_id, map_index, try_number, status):

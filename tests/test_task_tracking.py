@@ -12,8 +12,9 @@ from types import SimpleNamespace
 
 from airflow_carbon import validate_record
 from airflow_carbon.settings import CarbonSettings
-from airflow_carbon.summary import task_summary
-from airflow_carbon.task_tracking import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY, TaskTracker
+from airflow_carbon.core.aggregate import task_summary
+from airflow_carbon.task_tracking import TaskTracker
+from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 
 class _Store:

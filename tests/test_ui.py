@@ -20,7 +20,7 @@ from conftest import HOSTILE
 def _records(dag_id: str, run_id: str) -> list[dict]:
     from airflow.utils.session import create_session
 
-    from airflow_carbon.run_records import run_records
+    from airflow_carbon.xcom import run_records
 
     with create_session() as session:
         return run_records(dag_id, run_id, session)
@@ -32,7 +32,7 @@ def _dag_records(dag_id: str) -> list[dict]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_carbon.task_tracking import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY
 
     with create_session() as session:
         xcoms = session.scalars(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.key == XCOM_KEY))
@@ -146,7 +146,7 @@ def test_the_task_instance_view_has_the_full_record(ui):
 
 
 def test_downloads_use_codecarbon_columns_and_units(ui):
-    from airflow_carbon.export import CODECARBON_COLUMNS
+    from airflow_carbon.core.export import CODECARBON_COLUMNS
 
     records = _records("carbon_card_local", ui.card_run)
     response = ui.server.get(f"/carbon/api/dags/carbon_card_local/runs/{_q(ui.card_run)}?download=csv")
@@ -188,7 +188,7 @@ def test_ids_are_escaped_in_every_template():
     record = json.loads(json.dumps(_records_for_template()))
     record["task"].update(dag_id=HOSTILE, run_id=HOSTILE, task_id=HOSTILE)
     record["warnings"] = [HOSTILE]
-    from airflow_carbon.summary import task_summary
+    from airflow_carbon.core.aggregate import task_summary
     from airflow_carbon.ui.views import try_row
 
     data = {"dag_id": HOSTILE, "run_id": HOSTILE, "task_id": HOSTILE, "map_index": -1, "state": "success", "run_after": None,

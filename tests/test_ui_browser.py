@@ -54,7 +54,7 @@ expect.set_options(timeout=30_000)  # Airflow's UI builds the plugin tabs after 
 def _records(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     from airflow.utils.session import create_session
 
-    from airflow_carbon.run_records import run_records
+    from airflow_carbon.xcom import run_records
 
     with create_session() as session:
         return run_records(dag_id, run_id, session)
@@ -67,8 +67,8 @@ def _every_run() -> dict[tuple[str, str], list[dict[str, Any]]]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_carbon.record import validate_record
-    from airflow_carbon.run_records import run_records
+    from airflow_carbon.core.record import validate_record
+    from airflow_carbon.xcom import run_records
 
     def valid(record: dict[str, Any]) -> bool:
         try:
@@ -354,7 +354,7 @@ def test_the_carbon_page_follows_a_theme_switch_in_airflow_without_reloading(ui,
 
 
 def test_the_run_tab_downloads_its_csv_and_json_through_the_airflow_page(ui, browser):
-    from airflow_carbon.export import CODECARBON_COLUMNS
+    from airflow_carbon.core.export import CODECARBON_COLUMNS
 
     url, run_id = ui.server.url, ui.card_run
     card = _records(CARD, run_id)

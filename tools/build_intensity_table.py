@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Build ``airflow_carbon/data/grid_intensity.json`` from the open data in ``shared/data``.
+"""Build ``airflow_carbon/core/data/grid_intensity.json`` from the open data in ``shared/data``.
 
 Usage::
 
     python tools/build_intensity_table.py [--data-dir ../shared/data] \
-        [--out airflow_carbon/data/grid_intensity.json]
+        [--out airflow_carbon/core/data/grid_intensity.json]
 
 Build-time only: needs ``pycountry`` for ISO 3166 codes and names; the runtime
-module (``airflow_carbon.intensity``) does not. The output is deterministic
+module (``airflow_carbon.core.intensity``) does not. The output is deterministic
 (sorted keys, values rounded to 3 decimals, no timestamps) so that the
 committed file can be checked by regenerating it.
 
@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from airflow_carbon.intensity import normalise  # noqa: E402  (stdlib-only module)
+from airflow_carbon.core.intensity import normalise  # noqa: E402  (stdlib-only module)
 
 CC = "codecarbon-3.3.2"  # refreshed CodeCarbon copies (supersede codecarbon/ where both exist)
 CC_OLD = "codecarbon"  # only cloud-impact.csv is still read from here
@@ -833,7 +833,7 @@ def dumps(table: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=REPO / "airflow_carbon" / "data" / "grid_intensity.json")
+    parser.add_argument("--out", type=Path, default=REPO / "airflow_carbon" / "core" / "data" / "grid_intensity.json")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     table, notes = build(args.data_dir)

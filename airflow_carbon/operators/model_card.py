@@ -15,13 +15,10 @@ from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator
 
-from airflow_carbon.card_metadata import breakdown, co2_eq_emissions, combine, totals, validate_training_type
-from airflow_carbon.export import records_csv
-from airflow_carbon.record import RecordError, validate_record
-from airflow_carbon.task_tracking import XCOM_KEY
-
-MODEL_CARD_XCOM_KEY = "carbon_model_card"
-"""XCom key of what the publisher wrote (metadata, where, commit), which the UI's run view shows."""
+from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
+from airflow_carbon.core.aggregate import breakdown, totals
+from airflow_carbon.core.export import records_csv
+from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, XCOM_KEY, pull_records
 
 ON_EXISTING = ("fail", "replace", "add")
 IF_NO_RECORDS = ("fail", "skip")
@@ -106,26 +103,11 @@ class PublishModelCardOperator(BaseOperator):
 
     def collect(self, context: Any) -> list[dict[str, Any]]:
         """Every record of the run (and of ``include_run_ids``), validated."""
-        ti, task_ids = context["ti"], self._task_ids()
-        records: list[dict[str, Any]] = []
         earlier = self.include_run_ids
         if isinstance(earlier, str):
             earlier = earlier.replace(",", " ").split()
-        for run_id in [ti.run_id, *[r for r in earlier if r != ti.run_id]]:
-            for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
-                records.extend(value or [])
-        for record in records:
-            try:
-                validate_record(record)
-            except RecordError as exc:
-                task = record.get("task", {}) if isinstance(record, dict) else {}
-                raise RecordError(
-                    f"task {task.get('task_id')!r} (map index {task.get('map_index')}, try {task.get('try_number')}, "
-                    f"run {task.get('run_id')!r}): {exc}"
-                ) from None
-            if "task" not in record:
-                raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
-        return records
+        ti = context["ti"]
+        return pull_records(ti, self._task_ids(), [ti.run_id, *[r for r in earlier if r != ti.run_id]])
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         records = self.collect(context)
@@ -146,11 +128,11 @@ class PublishModelCardOperator(BaseOperator):
         if self.export_records:
             exports = {"emissions.json": (json.dumps(records, indent=1) + "\n").encode(), "emissions.csv": records_csv(records)}
         if self.local_dir is not None:
-            from airflow_carbon.card_publish import publish_local
+            from airflow_carbon.card.publish import publish_local
 
             published = publish_local(self.local_dir, make, exports)
         else:
-            from airflow_carbon.card_publish import publish_hub
+            from airflow_carbon.card.publish import publish_hub
 
             endpoint, token = hub_credentials(self.hf_conn_id)
             published = publish_hub(

@@ -20,7 +20,7 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 
-from airflow_carbon.export import records_csv
+from airflow_carbon.core.export import records_csv
 from airflow_carbon.ui import charts, format as fmt, views
 from airflow_carbon.ui.views import BadParameter
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_carbon.units import J_PER_KWH
+from airflow_carbon.core.units import J_PER_KWH
 
 
 def _sig(value: float, digits: int = 3) -> str:

@@ -2,7 +2,7 @@
 
 Totals over many runs are summed inside the database from the flat per-task-instance summaries
 (XCom key ``carbon_summary``), so the overview and DAG pages stay fast with a year of history; only a
-run's or a task instance's own page decodes full records (:func:`airflow_carbon.run_records.run_records`).
+run's or a task instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from airflow_carbon.card_metadata import format_hardware
-from airflow_carbon.operators.model_card import MODEL_CARD_XCOM_KEY
-from airflow_carbon.task_tracking import SUMMARY_XCOM_KEY
+from airflow_carbon.core.aggregate import format_hardware
+from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")

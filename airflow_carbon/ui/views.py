@@ -8,9 +8,8 @@ from typing import Any, Collection
 
 from sqlalchemy.orm import Session
 
-from airflow_carbon.card_metadata import totals
-from airflow_carbon.run_records import run_records
-from airflow_carbon.summary import task_summary
+from airflow_carbon.xcom import run_records
+from airflow_carbon.core.aggregate import task_summary, totals
 from airflow_carbon.ui import queries
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}

@@ -1,7 +1,7 @@
 """The energy record: one JSON-serialisable dict per measured window, and its validation.
 
 This module imports nothing from the rest of the package (nor from Airflow), so any process can read
-and check records. The JSON Schema (draft-07) ships as ``airflow_carbon/schemas/record-v1.schema.json``.
+and check records. The JSON Schema (draft-07) ships as ``airflow_carbon/core/schemas/record-v1.schema.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def record_schema() -> dict[str, Any]:
     """The record's JSON Schema (draft-07) as a dict."""
     from importlib import resources
 
-    return json.loads(resources.files("airflow_carbon").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
+    return json.loads(resources.files("airflow_carbon.core").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
 
 
 @functools.cache

@@ -9,7 +9,7 @@ parser gives; after every edit the card is read back both ways (the regex and ``
 huggingface_hub's ``ModelCard``) and must show every other key and the body unchanged and
 ``co2_eq_emissions`` exactly as given, or :class:`CardError` is raised and nothing is written.
 
-Pure text, no I/O (the Hub and local-folder I/O is in :mod:`airflow_carbon.card_publish`).
+Pure text, no I/O (the Hub and local-folder I/O is in :mod:`airflow_carbon.card.publish`).
 """
 
 from __future__ import annotations

@@ -15,16 +15,16 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
-from airflow_carbon import __version__
-from airflow_carbon import host as _host
-from airflow_carbon import nvml
-from airflow_carbon.devices import VisibleDevices, parse_visible_devices
-from airflow_carbon.emissions import DEFAULT_PUE, emissions_g, validate_pue
-from airflow_carbon.gpu import GpuWindow
-from airflow_carbon.intensity import GridIntensity, resolve_intensity
-from airflow_carbon.record import SCHEMA_VERSION
-from airflow_carbon.sampler import Sampler
-from airflow_carbon.units import j_to_kwh
+from airflow_carbon._version import __version__
+from airflow_carbon.core import host as _host
+from airflow_carbon.core import nvml
+from airflow_carbon.core.devices import VisibleDevices, parse_visible_devices
+from airflow_carbon.core.emissions import DEFAULT_PUE, emissions_g, validate_pue
+from airflow_carbon.core.gpu import GpuWindow
+from airflow_carbon.core.intensity import GridIntensity, resolve_intensity
+from airflow_carbon.core.record import SCHEMA_VERSION
+from airflow_carbon.core.sampler import Sampler
+from airflow_carbon.core.units import j_to_kwh
 
 DEFAULT_SAMPLING_INTERVAL_S = 0.1
 """Seconds between GPU power samples (100 ms)."""

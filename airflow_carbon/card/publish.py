@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from airflow_carbon.card_text import CardError, existing_co2, with_co2
+from airflow_carbon.card.text import CardError, existing_co2, with_co2
 
 README = "README.md"
 DEFAULT_ENDPOINT = "https://huggingface.co"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections import Counter
-from typing import Any, Iterable
+from typing import Any
 
-from airflow_carbon import __version__
-from airflow_carbon.units import J_PER_KWH
+from airflow_carbon._version import __version__
+from airflow_carbon.core.aggregate import geographical_location, hardware_used, totals
 
 TRAINING_TYPES = ("pre-training", "fine-tuning")
 """The values the Hub's documentation names for ``training_type``."""
@@ -54,67 +53,6 @@ def _methods(records: list[dict[str, Any]]) -> str:
         parts.append("CPU: " + ", ".join("RAPL" if m == "rapl" else m for m in sorted(cpu)))
         parts.append("RAM: " + ", ".join(sorted(ram)))
     return "; ".join(parts)
-
-
-def hardware_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Distinct hardware across the records, device name -> count: GPUs by UUID per host, then CPU
-    sockets by host, each most used first (e.g. {'NVIDIA A100-SXM4-80GB': 8, 'AMD EPYC 7763': 2})."""
-    gpus: dict[tuple[str, str], str] = {}
-    cpus: dict[str, tuple[str, int]] = {}
-    for r in records:
-        for g in r["gpus"]:
-            gpus[(r["host"], g["uuid"])] = g["name"]
-        cpu = r["components"]["cpu"]
-        if "model" in cpu:
-            cpus[r["host"]] = (cpu["model"], cpu.get("sockets", 1))
-    cpu_counts: Counter[str] = Counter()
-    for model, sockets in cpus.values():
-        cpu_counts[model] += sockets
-    return dict([*Counter(gpus.values()).most_common(), *cpu_counts.most_common()])
-
-
-def format_hardware(counts: dict[str, int]) -> str:
-    """Device counts as the card writes them: '8 x NVIDIA A100-SXM4-80GB, 2 x AMD EPYC 7763'."""
-    return ", ".join(f"{n} x {name}" for name, n in counts.items())
-
-
-def hardware_used(records: Iterable[dict[str, Any]]) -> str:
-    """Distinct hardware across the records (:func:`hardware_counts`), as the card writes it."""
-    return format_hardware(hardware_counts(records))
-
-
-def geographical_location(records: Iterable[dict[str, Any]]) -> str:
-    """The grid locations the energy was drawn in, as granular as known (e.g. 'Quebec, Canada')."""
-    names = sorted({r["intensity"]["name"] for r in records})
-    return "; ".join(names)
-
-
-def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Emissions (g CO2e) and energy (kWh, total and by component) over every record."""
-    by_component = {
-        name: sum(r["components"][name]["energy_kwh"] or 0.0 for r in records) for name in ("gpu", "cpu", "ram")
-    }
-    return {
-        "emissions_g": sum(r["emissions_g"] for r in records),
-        "energy_kwh": sum(r["energy_kwh"] for r in records),
-        "energy_kwh_by_component": by_component,
-        "tries": len(records),
-        "failed_tries": sum(1 for r in records if r.get("status") not in (None, "success")),
-    }
-
-
-def breakdown(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per task try: identity, status, energy (J) by component with method, grams CO2e."""
-    rows = []
-    for r in sorted(records, key=lambda r: (r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"], r["task"]["run_id"])):
-        rows.append({
-            **{k: r["task"][k] for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")},
-            "status": r.get("status"),
-            "energy_j": {k: (None if c["energy_kwh"] is None else c["energy_kwh"] * J_PER_KWH) for k, c in r["components"].items()},
-            "methods": {k: c["method"] for k, c in r["components"].items()},
-            "emissions_g": r["emissions_g"],
-        })
-    return rows
 
 
 def co2_eq_emissions(records: list[dict[str, Any]], training_type: str, *, origin: str) -> dict[str, Any]:

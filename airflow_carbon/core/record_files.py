@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from airflow_carbon.record import RecordError, load_record
+from airflow_carbon.core.record import RecordError, load_record
 
 
 class RecordFileError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from airflow_carbon.units import J_PER_KWH
+from airflow_carbon.core.units import J_PER_KWH
 
 
 def component_energy(component: dict[str, Any]) -> str:

@@ -25,8 +25,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable
 
-from airflow_carbon.intensity import location_entry
-from airflow_carbon.units import BYTES_PER_GB, BYTES_PER_GIB, J_PER_KWH
+from airflow_carbon.core.intensity import location_entry
+from airflow_carbon.core.units import BYTES_PER_GB, BYTES_PER_GIB, J_PER_KWH
 
 CODECARBON_VERSION = "3.3.2"
 """The CodeCarbon release whose ``EmissionsData`` fields and ``emissions.csv`` output the export follows."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_carbon.units import BYTES_PER_GB, j_to_kwh, uj_to_j
+from airflow_carbon.core.units import BYTES_PER_GB, j_to_kwh, uj_to_j
 
 DEFAULT_CPU_W_PER_CORE = 7.0
 """W drawn per fully busy CPU core, used where RAPL is unreadable: server CPUs draw 4-7 W per core at

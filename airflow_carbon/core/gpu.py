@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_carbon import nvml
-from airflow_carbon.units import mj_to_j, mw_to_w
+from airflow_carbon.core import nvml
+from airflow_carbon.core.units import mj_to_j, mw_to_w
 
 _FAST_CHANGE_FRACTION = 0.10
 _FAST_CHANGE_MIN_W = 5.0

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from airflow_carbon.devices import VisibleDevices
+from airflow_carbon.core.devices import VisibleDevices
 
 _UNINITIALIZED = 1
 _NOT_SUPPORTED = 3

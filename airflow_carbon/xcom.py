@@ -1,0 +1,91 @@
+"""Airflow layer: where records live in Airflow, in one place: the XCom and task-state keys, and every
+read of records (from a running task through XCom, and from the metadata database), each validated.
+
+A tracked task pushes, under :data:`XCOM_KEY`, the records of every try so far (the last try's XCom
+holds them all) and, under :data:`SUMMARY_XCOM_KEY`, their flat totals, which the UI sums in the
+database; the same list is kept under :data:`STATE_KEY` in the task state store, which survives
+retries. The publisher pushes what it wrote under :data:`MODEL_CARD_XCOM_KEY`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from airflow_carbon.core.record import RecordError, validate_record
+
+XCOM_KEY = "carbon_records"
+"""XCom key of a tracked task's records: a list, one per try so far (the last try's value holds all)."""
+
+SUMMARY_XCOM_KEY = "carbon_summary"
+"""XCom key of the same tries' totals (:func:`airflow_carbon.core.aggregate.task_summary`), which the UI sums."""
+
+STATE_KEY = "airflow_carbon.records"
+"""Task state store key of the same list, which survives retries."""
+
+MODEL_CARD_XCOM_KEY = "carbon_model_card"
+"""XCom key of what the publisher wrote (metadata, where, commit), which the UI's run view shows."""
+
+
+def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Every record that ``task_ids`` pushed in the DAG runs ``run_ids``, through a running task's
+    ``ti.xcom_pull``; each validated (RecordError naming the task, map index, try and run)."""
+    records: list[dict[str, Any]] = []
+    for run_id in run_ids:
+        for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
+            records.extend(value or [])
+    for record in records:
+        try:
+            validate_record(record)
+        except RecordError as exc:
+            task = record.get("task", {}) if isinstance(record, dict) else {}
+            raise RecordError(
+                f"task {task.get('task_id')!r} (map index {task.get('map_index')}, try {task.get('try_number')}, "
+                f"run {task.get('run_id')!r}): {exc}"
+            ) from None
+        if "task" not in record:
+            raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
+    return records
+
+
+def latest_run_id(dag_id: str, session: Any) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(select(DagRun.run_id).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1))
+
+
+def run_records(dag_id: str, run_id: str, session: Any, *, task_id: str | None = None, map_index: int | None = None,
+                rejected: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every valid record of the run (per tracked task instance, the list its last try pushed: all its
+    tries), or of one task (``task_id``, ``map_index``). Anything else under the records' XCom key is left
+    out and described in ``rejected``."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY)
+    if task_id is not None:
+        query = query.where(XComModel.task_id == task_id)
+    if map_index is not None:
+        query = query.where(XComModel.map_index == map_index)
+    records = []
+    for xcom in session.scalars(query):
+        where = xcom.task_id + (f"[{xcom.map_index}]" if xcom.map_index >= 0 else "")
+        records.extend(_valid(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
+    return records
+
+
+def _valid(value: Any, where: str, rejected: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        rejected.append(f"{where}: XCom {XCOM_KEY!r} is not a list of records")
+        return []
+    valid = []
+    for i, record in enumerate(value):
+        try:
+            validate_record(record)
+            if "task" not in record:
+                raise RecordError("it has no task identity")
+        except (RecordError, TypeError) as exc:
+            rejected.append(f"{where}: item {i} of XCom {XCOM_KEY!r} is not an airflow-carbon record ({exc})")
+            continue
+        valid.append(record)
+    return valid
