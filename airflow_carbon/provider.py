@@ -25,6 +25,19 @@ CONFIG_OPTIONS = {
 }
 
 
+HUGGINGFACE_CONNECTION = {
+    "hook-class-name": "airflow_carbon.hooks.huggingface.HuggingFaceHook",
+    "hook-name": "Hugging Face Hub",
+    "connection-type": "huggingface",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port", "login", "extra"],
+        "relabeling": {"host": "Hub endpoint", "password": "Access token"},
+        "placeholders": {"host": "https://huggingface.co", "password": "hf_... (a token with write access to the model repo)"},
+    },
+}
+"""The Connection form of ``huggingface`` Connections (declared here, so Airflow shows it without importing the hook)."""
+
+
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager."""
     return {
@@ -34,6 +47,8 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "task-decorators": [{"name": "carbon", "class-name": "airflow_carbon.decorators.carbon.carbon_task"}],
         "extra-links": ["airflow_carbon.links.carbon.CarbonEmissionsLink"],
+        "hooks": [{"integration-name": "Hugging Face Hub", "python-modules": ["airflow_carbon.hooks.huggingface"]}],
+        "connection-types": [HUGGINGFACE_CONNECTION],
         "config": {
             "carbon": {
                 "description": "airflow-carbon: where tracked tasks run and how they are measured.",

@@ -113,7 +113,7 @@ class TaskTracker:
         if self.store is None:
             return
         try:
-            from airflow.sdk import NEVER_EXPIRE
+            from airflow_carbon.version_compat import NEVER_EXPIRE
 
             self.store.set(STATE_KEY, records, retention=NEVER_EXPIRE)
         except Exception as exc:

@@ -86,3 +86,15 @@ def test_importing_the_plugin_loads_no_ui_hub_or_nvml():
     )
     added = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
     assert not added & {"fastapi", "huggingface_hub", "pynvml", "pandas", "numpy"}, added
+
+
+def test_the_supported_airflow_versions_are_stated_once_and_honestly():
+    import tomllib
+    from pathlib import Path
+
+    from airflow_carbon.version_compat import AIRFLOW_VERSION, MIN_AIRFLOW_VERSION
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    airflow = next(d for d in pyproject["project"]["dependencies"] if d.startswith("apache-airflow"))
+    assert f">={MIN_AIRFLOW_VERSION[0]}.{MIN_AIRFLOW_VERSION[1]}" in airflow
+    assert AIRFLOW_VERSION >= MIN_AIRFLOW_VERSION

@@ -4,13 +4,13 @@ It pulls the records of the run from XCom (every tracked task by default, every 
 try; optionally earlier runs too), validates them, computes the Hub's five fields, and publishes them
 to a Hub model repo or a local model folder (the card's other content kept byte for byte). Its return
 value (XCom) is the metadata, the totals and a per-task breakdown. The Hub token comes from an Airflow
-Connection (password) or HF_TOKEN, and never reaches logs, XCom or rendered fields.
+Connection (:class:`~airflow_carbon.hooks.huggingface.HuggingFaceHook`: password) or HF_TOKEN, and never
+reaches logs, XCom or rendered fields.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator
@@ -18,30 +18,11 @@ from airflow.sdk import BaseOperator
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
 from airflow_carbon.core.aggregate import breakdown, totals
 from airflow_carbon.core.export import records_csv
+from airflow_carbon.hooks.huggingface import HuggingFaceHook
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, XCOM_KEY, pull_records
 
 ON_EXISTING = ("fail", "replace", "add")
 IF_NO_RECORDS = ("fail", "skip")
-
-def hub_credentials(conn_id: str) -> tuple[str, str | None]:
-    """(endpoint, token) from the Airflow Connection ``conn_id`` (host, password), else HF_ENDPOINT / HF_TOKEN."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # no such connection: the environment decides
-        conn = None
-    token = (conn.password if conn is not None else None) or os.environ.get("HF_TOKEN") or None
-    if token:
-        from airflow.sdk.log import mask_secret
-
-        mask_secret(token)
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    if conn is not None and conn.host:
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        endpoint = f"{host}:{conn.port}" if conn.port and host.count(":") < 2 else host
-    return endpoint.rstrip("/"), token
-
 
 class PublishModelCardOperator(BaseOperator):
     """Publish the ``co2_eq_emissions`` of this DAG run's tracked tasks to a model card.
@@ -134,7 +115,7 @@ class PublishModelCardOperator(BaseOperator):
         else:
             from airflow_carbon.card.publish import publish_hub
 
-            endpoint, token = hub_credentials(self.hf_conn_id)
+            endpoint, token = HuggingFaceHook(hf_conn_id=self.hf_conn_id).get_credentials()
             published = publish_hub(
                 self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
                 create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,

@@ -1,0 +1,1 @@
+"""Airflow layer: hooks, one per external service (the Hugging Face Hub)."""
