@@ -60,6 +60,7 @@ ISSUE_CASES = {
     "no newline after the closing fence": ("---\nlicense: mit\n---", None),
     "LF front matter over a CRLF body": ("---\nlicense: mit\n---\r\n# Body\r\nline\r\n", None),
     "CR CR LF line endings": ("---\r\r\nlicense: mit\r\r\ntags:\r\r\n- a\r\r\n---\r\r\n# Body\r\r\n", None),
+    "CR CR LF with a YAML document marker": ("---\r\r\n---\r\r\n---", None),  # found by hypothesis
     "CR CR LF inside CRLF fences": ("---\r\nlicense: mit\r\r\ntags:\r\n- a\r\n---\r\n# Body\r\r\n", None),
     "a BOM": ("\ufeff---\nlicense: mit\n---\nbody\n", None),
     "a quoted key": ('---\n"co2_eq_emissions":\n  emissions: 5\nlicense: mit\n---\nbody\n', '"co2_eq_emissions":'),

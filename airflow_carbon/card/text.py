@@ -149,16 +149,18 @@ def _line_end_at(text: str, pos: int, default: str = "\n") -> str:
     return found.group() if found else default
 
 
-def _edits(yaml_text: str, co2: dict[str, Any], newline_after: str) -> list[str]:
-    """``yaml_text`` (the front matter between its fences) with ``co2_eq_emissions`` set to ``co2``:
-    the candidate texts, best first (the caller keeps the first that reads back right)."""
+def _edits(content: str, block: re.Match[str], co2: dict[str, Any]) -> list[str]:
+    """The front matter between its fences (``block.group(2)`` of ``content``) with ``co2_eq_emissions``
+    set to ``co2``: the candidate texts, best first (the caller keeps the first that reads back right).
+    Line endings are read in ``content``, where a line's ending may straddle the block's edges."""
+    yaml_text, offset = block.group(2), block.start(2)
     events = list(yaml.parse(yaml_text, Loader=yaml.SafeLoader))
     root = next((i for i, e in enumerate(events) if isinstance(e, yaml.NodeEvent)), None)
     if root is not None and not isinstance(events[root], yaml.MappingStartEvent):
         root = None  # an empty document (safe_load gave None): add the key as the first one
     pairs = _nodes(events, root) if root is not None else []
     flow = root is not None and bool(events[root].flow_style)
-    newline = _line_end_at(yaml_text, 0, newline_after)
+    newline = _line_end_at(content, block.start(1) + block.group(1).index("---") + 3)  # the opening fence's
     keys = [
         (k, v) for (k, _), v in zip(pairs[0::2], pairs[1::2])
         if isinstance(events[k], yaml.ScalarEvent) and events[k].value == KEY
@@ -171,7 +173,7 @@ def _edits(yaml_text: str, co2: dict[str, Any], newline_after: str) -> list[str]
             raise CardError(f"the card's {KEY} key has a form this editor does not change (no ':' after it)")
         value_end = max(colon.end(), _content_end(events, v_first, v_last))
         value_end = colon.end() + len(yaml_text[colon.end() : value_end].rstrip())
-        newline = _line_end_at(yaml_text, key_start, newline)
+        newline = _line_end_at(content, offset + key_start, newline)
         value = _value_text(co2, flow=flow, indent=" " * events[k].start_mark.column, newline=newline)
         return [yaml_text[: colon.end()] + value + yaml_text[value_end:]]
     if flow:  # {a: 1}: insert before the closing brace
@@ -245,7 +247,7 @@ def edit_card_metadata(text: str, co2_eq_emissions: dict[str, Any]) -> str:
         value = _value_text(co2_eq_emissions, flow=False, indent="", newline=newline)
         candidates = [f"{bom}---{newline}{KEY}:{value}{newline}---{newline}{content}"]
     else:
-        edits = _edits(block.group(2), co2_eq_emissions, _line_end_at(content, block.start(3)))
+        edits = _edits(content, block, co2_eq_emissions)
         candidates = [bom + content[: block.start(2)] + yaml_text + content[block.end(2) :] for yaml_text in edits]
     for new in candidates[:-1]:
         try:
