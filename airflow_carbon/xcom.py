@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from airflow_carbon.core.record import RecordError, validate_record
+from airflow_carbon.core.record import Record, RecordError, task_label, upgrade, validate_record
 
 XCOM_KEY = "carbon_records"
 """XCom key of a tracked task's records: a list, one per try so far (the last try's value holds all)."""
@@ -26,24 +26,27 @@ MODEL_CARD_XCOM_KEY = "carbon_model_card"
 """XCom key of what the publisher wrote (metadata, where, commit), which the UI's run view shows."""
 
 
-def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[dict[str, Any]]:
+def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
     """Every record that ``task_ids`` pushed in the DAG runs ``run_ids``, through a running task's
-    ``ti.xcom_pull``; each validated (RecordError naming the task, map index, try and run)."""
-    records: list[dict[str, Any]] = []
+    ``ti.xcom_pull``; each validated and in the newest shape (:func:`~airflow_carbon.core.record.upgrade`;
+    RecordError naming the task, map index, try and run)."""
+    pushed: list[Any] = []
     for run_id in run_ids:
         for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
-            records.extend(value or [])
-    for record in records:
+            pushed.extend(value or [])
+    records: list[Record] = []
+    for record in pushed:
         try:
-            validate_record(record)
+            loaded = upgrade(validate_record(record))
         except RecordError as exc:
             task = record.get("task", {}) if isinstance(record, dict) else {}
             raise RecordError(
                 f"task {task.get('task_id')!r} (map index {task.get('map_index')}, try {task.get('try_number')}, "
                 f"run {task.get('run_id')!r}): {exc}"
             ) from None
-        if "task" not in record:
+        if "task" not in loaded:
             raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
+        records.append(loaded)
     return records
 
 
@@ -55,7 +58,7 @@ def latest_run_id(dag_id: str, session: Any) -> str | None:
 
 
 def run_records(dag_id: str, run_id: str, session: Any, *, task_id: str | None = None, map_index: int | None = None,
-                rejected: list[str] | None = None) -> list[dict[str, Any]]:
+                rejected: list[str] | None = None) -> list[Record]:
     """Every valid record of the run (per tracked task instance, the list its last try pushed: all its
     tries), or of one task (``task_id``, ``map_index``). Anything else under the records' XCom key is left
     out and described in ``rejected``."""
@@ -67,21 +70,21 @@ def run_records(dag_id: str, run_id: str, session: Any, *, task_id: str | None =
         query = query.where(XComModel.task_id == task_id)
     if map_index is not None:
         query = query.where(XComModel.map_index == map_index)
-    records = []
+    records: list[Record] = []
     for xcom in session.scalars(query):
-        where = xcom.task_id + (f"[{xcom.map_index}]" if xcom.map_index >= 0 else "")
+        where = task_label({"task_id": xcom.task_id, "map_index": xcom.map_index})
         records.extend(_valid(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
     return records
 
 
-def _valid(value: Any, where: str, rejected: list[str]) -> list[dict[str, Any]]:
+def _valid(value: Any, where: str, rejected: list[str]) -> list[Record]:
     if not isinstance(value, list):
         rejected.append(f"{where}: XCom {XCOM_KEY!r} is not a list of records")
         return []
-    valid = []
+    valid: list[Record] = []
     for i, record in enumerate(value):
         try:
-            validate_record(record)
+            record = upgrade(validate_record(record))
             if "task" not in record:
                 raise RecordError("it has no task identity")
         except (RecordError, TypeError) as exc:

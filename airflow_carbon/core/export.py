@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable
 
 from airflow_carbon.core.intensity import location_entry
+from airflow_carbon.core.record import COMPONENTS, Record, device_counts, format_hardware
 from airflow_carbon.core.units import BYTES_PER_GB, BYTES_PER_GIB, J_PER_KWH
 
 CODECARBON_VERSION = "3.3.2"
@@ -51,7 +51,7 @@ Row = dict[str, Any]
 """One CSV row: column -> str, int, float, or None for an empty cell."""
 
 
-def records_csv(records: Iterable[dict[str, Any]]) -> bytes:
+def records_csv(records: Iterable[Record]) -> bytes:
     """The records (CLI or Airflow, validated) as CodeCarbon's ``emissions.csv``, UTF-8, one row each."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -61,12 +61,12 @@ def records_csv(records: Iterable[dict[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def codecarbon_rows(records: Iterable[dict[str, Any]]) -> list[Row]:
+def codecarbon_rows(records: Iterable[Record]) -> list[Row]:
     """Each record as a row of CodeCarbon's columns (the fields of its ``EmissionsData``)."""
     return [codecarbon_row(r) for r in records]
 
 
-def codecarbon_row(record: dict[str, Any]) -> Row:
+def codecarbon_row(record: Record) -> Row:
     """One record as CodeCarbon's ``EmissionsData`` fields: units kg, kWh, W, s, %, GiB; PUE included."""
     row: Row = {
         "timestamp": codecarbon_timestamp(record["ended_at"]),
@@ -91,7 +91,7 @@ def codecarbon_timestamp(iso_utc: str) -> str:
     return datetime.fromisoformat(iso_utc).astimezone().strftime(TIMESTAMP_FORMAT)
 
 
-def _identity(record: dict[str, Any]) -> Row:
+def _identity(record: Record) -> Row:
     """project_name / run_id / experiment_id: the DAG, its run and the task try; for a record of the CLI or
     of ``EnergyMeter`` (no ``task``), the measuring package, ``host@started_at`` and nothing."""
     task = record.get("task")
@@ -102,7 +102,7 @@ def _identity(record: dict[str, Any]) -> Row:
     return {"project_name": record["measured_by"]["package"], "run_id": run_id, "experiment_id": None}
 
 
-def _energy(record: dict[str, Any]) -> Row:
+def _energy(record: Record) -> Row:
     """Emissions (kg, kg/s), energies (kWh) and mean powers (W), PUE included; a missing component is empty."""
     pue, duration_s = record["pue"], record["duration_s"]
     emissions_kg = record["emissions_g"] / 1000
@@ -112,7 +112,7 @@ def _energy(record: dict[str, Any]) -> Row:
         "emissions_rate": emissions_kg / duration_s if duration_s > 0 else None,
     }
     energies: dict[str, float | None] = {}
-    for name in ("cpu", "gpu", "ram"):
+    for name in COMPONENTS:
         it_kwh = record["components"][name]["energy_kwh"]
         energies[name] = None if it_kwh is None else it_kwh * pue
         row[f"{name}_power"] = None if it_kwh is None or duration_s <= 0 else energies[name] * J_PER_KWH / duration_s
@@ -121,7 +121,7 @@ def _energy(record: dict[str, Any]) -> Row:
     return row
 
 
-def _hardware(record: dict[str, Any]) -> Row:
+def _hardware(record: Record) -> Row:
     """os, python_version, cpu_count (logical CPUs), cpu_model, gpu_count, gpu_model, ram_total_size (GiB)."""
     cpu, ram, gpus = record["components"]["cpu"], record["components"]["ram"], record["gpus"]
     host_gb = ram.get("host_total_gb")
@@ -132,12 +132,12 @@ def _hardware(record: dict[str, Any]) -> Row:
         "cpu_model": cpu.get("model"),
         "gpu_count": len(gpus),
         # CodeCarbon's "N x name"; it concatenates several models without a separator, we put ", "
-        "gpu_model": ", ".join(f"{n} x {name}" for name, n in Counter(g["name"] for g in gpus).items()),
+        "gpu_model": format_hardware(device_counts(g["name"] for g in gpus)),
         "ram_total_size": None if host_gb is None else _gb_to_gib(host_gb),
     }
 
 
-def _utilization(record: dict[str, Any]) -> Row:
+def _utilization(record: Record) -> Row:
     """Mean utilisation (%) of the process tree's CPU and RAM, of the GPUs (NVML), and the tree's RAM (GiB)."""
     cpu, ram = record["components"]["cpu"], record["components"]["ram"]
     sampled = [

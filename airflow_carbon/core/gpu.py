@@ -10,9 +10,9 @@ end, and averaged (the utilisation CodeCarbon reports).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from airflow_carbon.core import nvml
+from airflow_carbon.core.record import GpuEntry
 from airflow_carbon.core.units import mj_to_j, mw_to_w
 
 _FAST_CHANGE_FRACTION = 0.10
@@ -113,14 +113,14 @@ class GpuWindow:
         for track in self._tracks:
             track.read_utilization()
 
-    def stop(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+    def stop(self, t: float, duration_s: float) -> tuple[list[GpuEntry], list[str]]:
         """Per-GPU results (record entries) and warnings, once :meth:`read_end_counters` ran and sampling stopped."""
         for track in self._tracks:
             track.read_power(t)
             track.read_utilization()  # NVML's figure covers the last period: the end of the window
         return self._entries(duration_s, [track.end_mj for track in self._tracks])
 
-    def snapshot(self, t: float, duration_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+    def snapshot(self, t: float, duration_s: float) -> tuple[list[GpuEntry], list[str]]:
         """Results so far, without closing the window (call it from the sampling thread)."""
         now_mj = []
         for track in self._tracks:
@@ -131,8 +131,9 @@ class GpuWindow:
                 now_mj.append(None)
         return self._entries(duration_s, now_mj)
 
-    def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[dict[str, Any]], list[str]]:
-        entries, warnings = [], []
+    def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[GpuEntry], list[str]]:
+        entries: list[GpuEntry] = []
+        warnings: list[str] = []
         for track, end in zip(self._tracks, end_mj):
             entry, warning = self._finish(track, end, duration_s)
             entries.append(entry)
@@ -140,7 +141,7 @@ class GpuWindow:
         return entries, warnings
 
     @staticmethod
-    def _finish(track: _Track, end_mj: int | None, duration_s: float) -> tuple[dict[str, Any], list[str]]:
+    def _finish(track: _Track, end_mj: int | None, duration_s: float) -> tuple[GpuEntry, list[str]]:
         gpu, warnings = track.gpu, []
         label = f"GPU {gpu.index} ({gpu.uuid})"
         energy_j: float | None
@@ -170,7 +171,7 @@ class GpuWindow:
         # seconds the energy covers: the whole window for the counter, the sampled span otherwise
         sampled = method == "sampled" and len(track.samples) >= 2
         measured_s = track.samples[-1][0] - track.samples[0][0] if sampled else duration_s
-        entry = {
+        entry: GpuEntry = {
             "index": gpu.index,
             "cuda_index": gpu.cuda_index,
             "uuid": gpu.uuid,

@@ -1,71 +1,267 @@
-"""The energy record: one JSON-serialisable dict per measured window, and its validation.
+"""The energy record: one JSON object per measured window, its types, its validation, and the helpers
+every reader of records shares.
+
+A record stays a plain JSON dict everywhere (XCom, the task state store, files, the UI's JSON): the
+TypedDicts below (:class:`Record`, :class:`Components` / :class:`Component`, :class:`GpuEntry`,
+:class:`Intensity`, :class:`MeasuredBy`, :class:`TaskIdentity`) only describe it, at no runtime cost. The
+JSON Schema (draft-07) shipped as ``airflow_carbon/core/schemas/record-v1.schema.json`` is the contract;
+tests/test_record_types.py checks that the types and the schema name the same fields, required alike,
+with compatible JSON types. What readers share lives here too: the component names
+(:data:`COMPONENTS`), the order of task tries (:func:`sort_key`), a task instance's label
+(:func:`task_label`) and the hardware rule (:func:`device_counts`, :func:`format_hardware`).
 
 This module imports nothing from the rest of the package (nor from Airflow), so any process can read
-and check records. The JSON Schema (draft-07) ships as ``airflow_carbon/core/schemas/record-v1.schema.json``.
-"""
+and check records. (No ``from __future__ import annotations`` here: with it, Python 3.11's TypedDict
+takes ``NotRequired[...]`` fields for required ones.)
 
-from __future__ import annotations
+Schema evolution
+----------------
+``schema_version`` says which shape a record has. It stays **1** when a field is *added* as optional:
+older records stay valid, and readers treat a missing optional field as unknown (an empty cell, "not
+stated"), never as 0. Renaming or removing a field, changing a unit or a meaning, or making a field
+required is a new version: ``SCHEMA_VERSION`` goes to 2, a new schema file
+(``schemas/record-v2.schema.json``) joins :data:`SCHEMA_RESOURCES`, the TypedDicts describe v2, and one
+function in :data:`UPGRADES` (``1: v1 -> v2``) turns a valid v1 record into a v2 record. :func:`load_record`
+validates a record against the schema of its own version and then upgrades it (:func:`upgrade`), so every reader
+sees the newest shape; a record newer than this package reads is refused with a message saying to
+upgrade airflow-carbon.
+"""
 
 import functools
 import json
-from typing import Any
+from collections import Counter
+from typing import Any, Callable, Iterable, Literal, Mapping, NotRequired, TypedDict, get_args
 
 SCHEMA_VERSION = 1
+"""The version of the records this package writes, and the newest it reads."""
+
 SCHEMA_RESOURCE = "schemas/record-v1.schema.json"
+"""The newest version's JSON Schema, relative to ``airflow_carbon.core``."""
+
+SCHEMA_RESOURCES = {1: SCHEMA_RESOURCE}
+"""Every version this package reads -> its JSON Schema."""
 
 
+# -- the types (what record-v1.schema.json says, field for field) -----------------------------------
+ComponentName = Literal["gpu", "cpu", "ram"]
+ComponentMethod = Literal["counter", "sampled", "rapl", "estimated", "mixed", "none", "missing"]
+GpuMethod = Literal["counter", "sampled", "missing"]
+IntensityMethod = Literal["explicit", "dataset", "world-average"]
+EmissionFactor = Literal["lifecycle", "direct"]
+Status = Literal["success", "failed", "skipped", "running", "interrupted"]
+
+
+class Component(TypedDict):
+    """``components.gpu`` / ``.cpu`` / ``.ram``: energy (kWh, before PUE; None when it could not be
+    obtained) and the method that obtained it; the rest says what the figure rests on."""
+
+    energy_kwh: float | None
+    method: ComponentMethod
+    model: NotRequired[str]  # cpu: the CPU model name
+    sockets: NotRequired[int]  # cpu: CPU packages in the host
+    logical_cpus: NotRequired[int]  # cpu: logical CPUs in the host
+    packages: NotRequired[int]  # cpu, rapl: RAPL package zones read
+    cpu_time_s: NotRequired[float]  # cpu: the process tree's CPU time, s
+    w_per_core: NotRequired[float]  # cpu, estimated: W per busy core
+    mean_rss_gb: NotRequired[float]  # ram: the tree's time-averaged resident memory, GB
+    w_per_gb: NotRequired[float]  # ram: W per GB resident
+    host_total_gb: NotRequired[float]  # ram: the host's RAM, GB
+    mean_utilization_percent: NotRequired[float]  # cpu and ram: the tree's, %
+
+
+class Components(TypedDict):
+    """Energy by component; the keys are :data:`COMPONENTS`."""
+
+    gpu: Component
+    cpu: Component
+    ram: Component
+
+
+class GpuEntry(TypedDict):
+    """One measured GPU (``gpus[]``): energy (J) and power (W) over the window."""
+
+    index: int
+    cuda_index: NotRequired[int | None]
+    uuid: str
+    name: str
+    energy_j: float | None
+    method: GpuMethod
+    mean_power_w: float | None
+    peak_power_w: float | None
+    samples: NotRequired[int]
+    complete: NotRequired[bool]
+    mean_utilization_percent: NotRequired[float | None]
+    utilization_samples: NotRequired[int]
+    mig_devices: NotRequired[list[str]]
+
+
+class Intensity(TypedDict):
+    """The grid intensity used (gCO2e/kWh) and where it comes from."""
+
+    g_per_kwh: float
+    location: str | None
+    name: str
+    source: str
+    year: int | None
+    license: NotRequired[str | None]
+    method: IntensityMethod
+    emission_factor: NotRequired[EmissionFactor | None]
+
+
+class MeasuredBy(TypedDict):
+    package: str
+    version: str
+    os: NotRequired[str]
+    python_version: NotRequired[str]
+
+
+class TaskIdentity(TypedDict):
+    """The Airflow task try a record measured (``task``; the Airflow layer adds it)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    hostname: NotRequired[str | None]
+    queue: NotRequired[str | None]
+    training_type: NotRequired[str | None]
+
+
+class Record(TypedDict):
+    """One measured window (one task try). Units are in the names: _s, _j, _kwh, _w, _g, g_per_kwh."""
+
+    schema_version: Literal[1]
+    started_at: str
+    ended_at: str
+    duration_s: float
+    energy_kwh: float
+    components: Components
+    gpus: list[GpuEntry]
+    pue: float
+    intensity: Intensity
+    emissions_g: float
+    hardware_used: str
+    host: str
+    measured_by: MeasuredBy
+    warnings: list[str]
+    status: NotRequired[Status]
+    task: NotRequired[TaskIdentity]
+
+
+# -- what every reader shares ---------------------------------------------------------------------
+COMPONENTS: tuple[ComponentName, ...] = get_args(ComponentName)  # ("gpu", "cpu", "ram")
+"""The components of a record's energy, in the order every table, chart and log line shows them."""
+
+
+def sort_key(record: Record) -> tuple[str, int, int, str]:
+    """Records in task order: task id, map index, try number, then run id (an Airflow record's ``task``)."""
+    task = record["task"]
+    return task["task_id"], task["map_index"], task["try_number"], task["run_id"]
+
+
+def task_label(task: Mapping[str, Any]) -> str:
+    """A task instance for people: ``train`` for an unmapped one (map index -1), ``train[2]`` for a mapped one.
+    ``task`` is anything with ``task_id`` and ``map_index``: a record's ``task``, a task instance row."""
+    return task["task_id"] + (f"[{task['map_index']}]" if task["map_index"] >= 0 else "")
+
+
+def device_counts(gpu_names: Iterable[str], cpus: Iterable[tuple[str, int]] = ()) -> dict[str, int]:
+    """The hardware rule: device name -> count, the GPUs first, then the CPUs' sockets per model, each
+    most used first (ties in the order given). ``cpus`` is (model, sockets) per host."""
+    cpu_counts: Counter[str] = Counter()
+    for model, sockets in cpus:
+        cpu_counts[model] += sockets
+    return dict([*Counter(gpu_names).most_common(), *cpu_counts.most_common()])
+
+
+def format_hardware(counts: Mapping[str, int]) -> str:
+    """Device counts as records and cards write them: '8 x NVIDIA A100-SXM4-80GB, 2 x AMD EPYC 7763'."""
+    return ", ".join(f"{n} x {name}" for name, n in counts.items())
+
+
+# -- validation and versions ----------------------------------------------------------------------
 class RecordError(ValueError):
     """A record that does not follow the schema; the message names the field and the bad value."""
 
 
 @functools.cache
-def record_schema() -> dict[str, Any]:
-    """The record's JSON Schema (draft-07) as a dict."""
+def record_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema (draft-07) of records of ``version`` (default: the newest) as a dict."""
     from importlib import resources
 
-    return json.loads(resources.files("airflow_carbon.core").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
+    return json.loads(resources.files("airflow_carbon.core").joinpath(SCHEMA_RESOURCES[version]).read_text("utf-8"))
 
 
 @functools.cache
-def _fast_check() -> Any:
+def _fast_check(version: int) -> Any:
     """The schema compiled to Python by fastjsonschema (~100x faster than jsonschema's interpreter)."""
     import fastjsonschema
 
-    return fastjsonschema.compile(record_schema())
+    return fastjsonschema.compile(record_schema(version))
 
 
 @functools.cache
-def _validator() -> Any:
+def _validator(version: int) -> Any:
     import jsonschema
 
-    return jsonschema.Draft7Validator(record_schema())
+    return jsonschema.Draft7Validator(record_schema(version))
 
 
-def validate_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Return ``record`` unchanged if it follows the schema, else raise RecordError naming the field."""
+def _version(record: dict[str, Any]) -> int:
+    """The schema version to check ``record`` against; RecordError when it is newer than this package reads.
+    Anything else that is not a version we read is checked against the newest schema, which names it."""
+    version = record.get("schema_version")
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise RecordError(
+            f"invalid record field schema_version: {version} is newer than this airflow-carbon reads "
+            f"({SCHEMA_VERSION}); upgrade airflow-carbon"
+        )
+    return version if type(version) is int and version in SCHEMA_RESOURCES else SCHEMA_VERSION
+
+
+def validate_record(record: Any) -> Record:
+    """Return ``record`` unchanged if it follows the schema of its ``schema_version``, else raise RecordError
+    naming the field (a version newer than this package reads included)."""
     if not isinstance(record, dict):
         raise RecordError(f"a record must be a JSON object, got {type(record).__name__}")
+    version = _version(record)
     import fastjsonschema
 
     try:
-        _fast_check()(record)
-        return record
+        _fast_check(version)(record)
+        return record  # type: ignore[return-value]
     except fastjsonschema.JsonSchemaException:
         pass  # explain it with jsonschema, which names the field best
-    errors = sorted(_validator().iter_errors(record), key=lambda e: (len(e.absolute_path), e.json_path))
+    errors = sorted(_validator(version).iter_errors(record), key=lambda e: (len(e.absolute_path), e.json_path))
     if errors:
         first = errors[0]
         field = first.json_path.removeprefix("$.") if first.absolute_path else "(record)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise RecordError(f"invalid record field {field}: {first.message}{more}")
-    return record
+    return record  # type: ignore[return-value]
 
 
-def load_record(data: str | bytes | dict[str, Any]) -> dict[str, Any]:
-    """Parse (when given JSON text) and validate a record; raise RecordError naming the bad field."""
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+"""Version v -> the function that turns a valid v record into a v + 1 record (none yet: 1 is the newest)."""
+
+
+def upgrade(record: dict[str, Any]) -> Record:
+    """A valid record of any version this package reads, in the newest shape (:data:`SCHEMA_VERSION`):
+    each step of :data:`UPGRADES` from its version on, in turn. A record of the newest version is returned
+    as is (the same object)."""
+    version = record["schema_version"]
+    while version < SCHEMA_VERSION:
+        record = UPGRADES[version](record)
+        version = record["schema_version"]
+    return record  # type: ignore[return-value]
+
+
+def load_record(data: str | bytes | dict[str, Any]) -> Record:
+    """Parse (when given JSON text), validate and :func:`upgrade` a record; raise RecordError naming the bad field."""
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise RecordError(f"a record must be JSON: {exc}") from None
-    return validate_record(data)  # type: ignore[arg-type]
+    return upgrade(validate_record(data))  # type: ignore[arg-type]

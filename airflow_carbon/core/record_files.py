@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from airflow_carbon.core.record import RecordError, load_record
+from airflow_carbon.core.record import Record, RecordError, load_record
 
 
 class RecordFileError(ValueError):
@@ -69,9 +69,10 @@ def _file_values(path: str, text: str) -> Iterator[tuple[int, Any]]:
         raise RecordFileError(f"{path}:{exc.lineno}: not JSON: {exc.msg} (column {exc.colno})") from None
 
 
-def read_record_files(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Every record of ``paths``, in order, validated; raises RecordFileError naming the file, line and field."""
-    records = []
+def read_record_files(paths: Sequence[str]) -> list[Record]:
+    """Every record of ``paths``, in order, validated (and in the newest shape, :func:`~airflow_carbon.core.record.load_record`);
+    raises RecordFileError naming the file, line and field."""
+    records: list[Record] = []
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
+from airflow_carbon.core.record import COMPONENTS, Component, Record, sort_key, task_label
 from airflow_carbon.core.units import J_PER_KWH
 
 
-def component_energy(component: dict[str, Any]) -> str:
+def component_energy(component: Component) -> str:
     """A record component's energy for people, with its method: '12.3 J [counter]'."""
     kwh = component["energy_kwh"]
     value = "missing" if kwh is None else f"{kwh * J_PER_KWH:.1f} J"
     return f"{value} [{component['method']}]"
 
 
-def records_table(records: Iterable[dict[str, Any]]) -> str:
+def records_table(records: Iterable[Record]) -> str:
     """One row per task try (task, map index, try, status, GPU/CPU/RAM energy with method, gCO2e), and the total."""
-    rows = [("task", "try", "status", "GPU", "CPU", "RAM", "gCO2e")]
+    rows = [("task", "try", "status", *(k.upper() for k in COMPONENTS), "gCO2e")]
     total_kwh = total_g = 0.0
-    records = sorted(records, key=lambda r: (r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"]))
+    records = sorted(records, key=sort_key)
     for r in records:
         t, c = r["task"], r["components"]
-        name = t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else "")
-        rows.append((name, str(t["try_number"]), r.get("status", "?"), component_energy(c["gpu"]), component_energy(c["cpu"]), component_energy(c["ram"]), f"{r['emissions_g']:.6g}"))
+        rows.append((task_label(t), str(t["try_number"]), r.get("status", "?"), *(component_energy(c[k]) for k in COMPONENTS), f"{r['emissions_g']:.6g}"))
         total_kwh += r["energy_kwh"]
         total_g += r["emissions_g"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -34,7 +34,7 @@ def records_table(records: Iterable[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _intensity(record: dict[str, Any]) -> tuple[str, float, str, str, str, float]:
+def _intensity(record: Record) -> tuple[str, float, str, str, str, float]:
     i = record["intensity"]
     source = i["source"] + (f", {i['year']}" if i.get("year") else "")
     basis = i.get("emission_factor") or "basis not stated"  # lifecycle / direct; absent in older records

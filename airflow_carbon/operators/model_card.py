@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
 from airflow_carbon.core.aggregate import breakdown, totals
 from airflow_carbon.core.export import records_csv
+from airflow_carbon.core.record import Record
 from airflow_carbon.hooks.huggingface import HuggingFaceHook
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, XCOM_KEY, pull_records
 
@@ -82,7 +83,7 @@ class PublishModelCardOperator(BaseOperator):
             return self.task_ids
         return [t for t in self.dag.task_ids if t != self.task_id]
 
-    def collect(self, context: Any) -> list[dict[str, Any]]:
+    def collect(self, context: Any) -> list[Record]:
         """Every record of the run (and of ``include_run_ids``), validated."""
         earlier = self.include_run_ids
         if isinstance(earlier, str):

@@ -21,6 +21,7 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 
 from airflow_carbon.core.export import records_csv
+from airflow_carbon.core.record import COMPONENTS, task_label
 from airflow_carbon.ui import charts, format as fmt, views
 from airflow_carbon.ui.views import BadParameter
 
@@ -92,7 +93,7 @@ def _templates() -> Any:
 
         _env = Environment(loader=PackageLoader("airflow_carbon.ui", "templates"), autoescape=select_autoescape(default=True))
         _env.filters.update(emissions=fmt.emissions, energy=fmt.energy, joules=fmt.joules, power=fmt.power,
-                            duration=fmt.duration, intensity=fmt.intensity)
+                            duration=fmt.duration, intensity=fmt.intensity, task_label=task_label)
     return _env
 
 
@@ -212,9 +213,8 @@ def run_page(request: Request, dag_id: str, run_id: str, session: SessionDep, da
     data = _run(session, dag_id, run_id, dag_ids)
     links = Links(request)
     chart = charts.stacked_bars(
-        [(ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""),
-          {k: ti[f"{k}_kwh"] for k in ("gpu", "cpu", "ram")}) for ti in data["task_instances"]],
-        [("gpu", "GPU"), ("cpu", "CPU"), ("ram", "RAM")], fmt.energy, title=f"Energy per task instance of run {run_id}",
+        [(task_label(ti), {k: ti[f"{k}_kwh"] for k in COMPONENTS}) for ti in data["task_instances"]],
+        [(k, k.upper()) for k in COMPONENTS], fmt.energy, title=f"Energy per task instance of run {run_id}",
     )
     return _page(request, "run.html", data=data, chart=chart, json_url=links.api("dags", dag_id, "runs", run_id),
                  csv_url=links.api("dags", dag_id, "runs", run_id, download="csv"),

@@ -16,10 +16,10 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from airflow_carbon.core.aggregate import format_hardware
+from airflow_carbon.core.record import COMPONENTS, format_hardware
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY
 
-_SUMMED = ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "tries", "failed_tries")
+_SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
 """What the overview sums: each extra key is one more JSON read per task instance in the period."""
 

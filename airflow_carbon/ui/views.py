@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from airflow_carbon.xcom import run_records
 from airflow_carbon.core.aggregate import task_summary, totals
+from airflow_carbon.core.record import COMPONENTS, Record, sort_key
 from airflow_carbon.ui import queries
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -59,12 +60,12 @@ def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> d
     runs = data["runs"]
     return {
         "dag_id": dag_id, "period": period, "limit": limit, "total_runs": data["total_runs"],
-        "totals": {k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", "gpu_kwh", "cpu_kwh", "ram_kwh", "task_instances", "tries")},
+        "totals": {k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "task_instances", "tries")},
         "runs": runs,
     }
 
 
-def try_row(record: dict[str, Any]) -> dict[str, Any]:
+def try_row(record: Record) -> dict[str, Any]:
     """One task try's line: identity, outcome, where, when, energy (kWh) by component and method, g CO2e."""
     t, c = record["task"], record["components"]
     return {
@@ -72,13 +73,13 @@ def try_row(record: dict[str, Any]) -> dict[str, Any]:
         "status": record.get("status"), "hostname": t.get("hostname") or record["host"], "host": record["host"],
         "queue": t.get("queue"), "started_at": record["started_at"], "ended_at": record["ended_at"],
         "duration_s": record["duration_s"], "emissions_g": record["emissions_g"], "energy_kwh": record["energy_kwh"],
-        **{f"{k}_kwh": c[k]["energy_kwh"] for k in ("gpu", "cpu", "ram")},
-        "methods": {k: c[k]["method"] for k in ("gpu", "cpu", "ram")},
+        **{f"{k}_kwh": c[k]["energy_kwh"] for k in COMPONENTS},
+        "methods": {k: c[k]["method"] for k in COMPONENTS},
         "hardware_used": record["hardware_used"], "warnings": record["warnings"],
     }
 
 
-def _intensities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _intensities(records: list[Record]) -> list[dict[str, Any]]:
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
         i = r["intensity"]
@@ -88,8 +89,8 @@ def _intensities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(records, key=lambda r: (r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"]))
+def _order(records: list[Record]) -> list[Record]:
+    return sorted(records, key=sort_key)
 
 
 def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
@@ -99,7 +100,7 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
         return None
     rejected: list[str] = []
     records = _order(run_records(dag_id, run_id, session, rejected=rejected))
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for r in records:
         groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
     return {
@@ -113,7 +114,7 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def ordered_run_records(session: Session, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+def ordered_run_records(session: Session, dag_id: str, run_id: str) -> list[Record]:
     """Every record of the run, by task, map index and try."""
     return _order(run_records(dag_id, run_id, session))
 
