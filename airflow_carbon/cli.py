@@ -19,11 +19,27 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from airflow_carbon.core.meter import EnergyMeter
+from airflow_carbon.core.options import Option, default_doc, expected, options_in, parse_text
+from airflow_carbon.core.record import COMPONENTS, Component, Record
 from airflow_carbon.core.record_files import RecordFileError, read_record_files
 from airflow_carbon.core.units import J_PER_KWH
+
+
+def _option_type(option: Option) -> object:
+    """argparse's ``type`` for a table option: its text parsed and validated as everywhere else (the same
+    bounds); a bad value exits 2 naming it (``argument --pue: pue=-1.0 is invalid; expected ...``)."""
+
+    def parse(text: str) -> object:
+        try:
+            return parse_text(option, text, empty_is_default=False)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = option.name
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,11 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--json", action="store_true", help="print the record as JSON instead of a summary")
     m.add_argument("--output", "-o", metavar="PATH", help="also write the JSON record to PATH ('-' for stdout)")
-    m.add_argument("--location", "-l", help="where it runs: ISO country (FR, FRA, France), region (US-CA, CA-QC) or cloud region (gcp:us-central1)")
-    m.add_argument("--g-per-kwh", type=float, metavar="G", help="grid intensity in gCO2e/kWh (overrides --location's)")
-    m.add_argument("--pue", type=float, default=1.0, help="data-centre power usage effectiveness, >= 1.0 (default 1.0)")
-    m.add_argument("--sampling-interval", type=float, default=0.1, metavar="S", help="seconds between GPU power samples (default 0.1)")
-    m.add_argument("--gpu-energy", choices=("auto", "sampled"), default="auto", help="'auto': energy counter where available (default); 'sampled': integrate sampled power")
+    for option in options_in("cli"):  # the option table's: flags, doc with units, defaults, bounds
+        m.add_argument(*option.cli, dest=option.name, type=_option_type(option), default=option.default,
+                       metavar=option.metavar or "{" + ",".join(option.choices) + "}",
+                       help=f"{option.doc}. Accepted: {expected(option, example=False)}; default: {default_doc(option)}")
     m.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     e = sub.add_parser(
         "export",
@@ -91,7 +106,7 @@ def _fmt_kwh(kwh: float | None) -> str:
     return f"{kwh * 1000:.3f} Wh" if kwh < 1 else f"{kwh:.3f} kWh"
 
 
-def _basis(component: dict[str, Any]) -> str:
+def _basis(component: Component) -> str:
     if "w_per_core" in component:
         return f": {component['cpu_time_s']:.2f} CPU-s x {component['w_per_core']:g} W/core"
     if "w_per_gb" in component:
@@ -101,14 +116,14 @@ def _basis(component: dict[str, Any]) -> str:
     return ""
 
 
-def summary(record: dict[str, Any]) -> str:
+def summary(record: Record) -> str:
     """A human-readable report of a record; every figure says how it was obtained."""
     i = record["intensity"]
     lines = [
         f"airflow-carbon: {record['duration_s']:.2f} s on {record['host']} ({record['hardware_used']})",
         f"  energy     {_fmt_kwh(record['energy_kwh'])} (IT energy, before PUE)",
     ]
-    for name in ("gpu", "cpu", "ram"):
+    for name in COMPONENTS:
         c = record["components"][name]
         lines.append(f"    {name:<4}     {_fmt_kwh(c['energy_kwh']):<12} [{c['method']}{_basis(c)}]")
     for g in record["gpus"]:
@@ -150,13 +165,7 @@ def measure_command(args: argparse.Namespace) -> int:
         print("airflow-carbon measure: no command given; usage: airflow-carbon measure [options] -- CMD ARGS...", file=sys.stderr)
         return 2
     try:
-        meter = EnergyMeter(
-            location=args.location,
-            g_per_kwh=args.g_per_kwh,
-            pue=args.pue,
-            sampling_interval_s=args.sampling_interval,
-            gpu_energy=args.gpu_energy,
-        )
+        meter = EnergyMeter(**{option.name: getattr(args, option.name) for option in options_in("cli")})
     except ValueError as exc:  # bad configuration: refuse before running anything
         print(f"airflow-carbon measure: {exc}", file=sys.stderr)
         return 2

@@ -10,19 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_carbon._version import __version__
+from airflow_carbon.core.options import Option, default_doc, default_text, expected, options_in
 
-CONFIG_OPTIONS = {
-    # option: (type, default, description); airflow_carbon.settings reads the config through this table
-    "location": ("string", "", "Where tracked tasks run: ISO country (FR), region (US-CA, CA-QC) or cloud region (gcp:us-central1). Empty: world average, with a warning."),
-    "g_per_kwh": ("float", "", "Grid intensity in gCO2e/kWh, overriding the location's figure. Empty: from the location."),
-    "pue": ("float", "1.0", "Data-centre power usage effectiveness (>= 1.0) applied to measured IT energy."),
-    "sampling_interval_s": ("float", "0.1", "Seconds between GPU power samples."),
-    "checkpoint_interval_s": ("float", "60.0", "Seconds between checkpoints of a running try's record into the task state store (a killed try loses at most this much)."),
-    "gpu_queue": ("string", "", "Queue given to tracked tasks that set none, so that they land on GPU workers. Empty: Airflow's default queue."),
-    "auto_track": ("boolean", "False", "Measure every task that matches auto_track_queues / auto_track_pools through the listener, without decorating it."),
-    "auto_track_queues": ("string", "", "Comma-separated queues whose tasks the listener measures (with auto_track). Empty: any queue."),
-    "auto_track_pools": ("string", "", "Comma-separated pools whose tasks the listener measures (with auto_track). Empty: any pool."),
-}
+AIRFLOW_TYPES = {"str": "string", "choice": "string", "list": "string", "float": "float", "int": "integer", "bool": "boolean"}
+"""The option table's types as Airflow's provider metadata names them."""
+
+
+def _config_option(o: Option) -> dict[str, Any]:
+    empty = "Empty: " if o.default is None or o.type == "list" else "Default: "
+    return {
+        "description": f"{o.doc[0].upper()}{o.doc[1:]}. Accepted: {expected(o, example=False)}. {empty}{default_doc(o)}.",
+        "version_added": o.version_added,
+        "type": AIRFLOW_TYPES[o.type],
+        "example": o.example,
+        "default": default_text(o),
+    }
+
+
+CONFIG_OPTIONS = {o.name: _config_option(o) for o in options_in("config")}
+"""The ``[carbon]`` section as the provider declares it, generated from the option table
+(:data:`airflow_carbon.core.options.OPTIONS`), which airflow_carbon.settings reads the config through."""
 
 
 HUGGINGFACE_CONNECTION = {
@@ -52,10 +59,7 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             "carbon": {
                 "description": "airflow-carbon: where tracked tasks run and how they are measured.",
-                "options": {
-                    name: {"description": text, "version_added": None, "type": kind, "example": None, "default": default}
-                    for name, (kind, default, text) in CONFIG_OPTIONS.items()
-                },
+                "options": {name: dict(option) for name, option in CONFIG_OPTIONS.items()},
             }
         },
     }

@@ -1,95 +1,71 @@
 """Airflow layer: the `[carbon]` configuration section, merged with a task's own arguments.
 
-Every option can also be set as ``AIRFLOW__CARBON__<OPTION>``. Values are validated when a DAG file
-is parsed, so a bad location or PUE is an import error that names the value, not a failed run.
+Every option is declared once, in the option table (:data:`airflow_carbon.core.options.OPTIONS`): its
+type, default and bounds. Each option can also be set as ``AIRFLOW__CARBON__<OPTION>``. Values are
+validated when a DAG file is parsed, so a bad location or PUE is an import error that names the value,
+not a failed run; a bad configured value is such an error too (``[carbon] pue = '0' is invalid; ...``),
+never a silent default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from airflow_carbon.card.metadata import validate_training_type
-from airflow_carbon.core.emissions import DEFAULT_PUE, validate_pue
-from airflow_carbon.core.intensity import resolve_intensity
-from airflow_carbon.provider import CONFIG_OPTIONS
-from airflow_carbon.core.meter import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_SAMPLING_INTERVAL_S, EnergyMeter, validate_interval_s
+from airflow_carbon.core.meter import EnergyMeter
+from airflow_carbon.core.options import OPTION, SECTION, default_text, options_in, parse_config, validate_many
 
-SECTION = "carbon"
+LISTENER_OPTIONS = ("auto_track", "auto_track_queues", "auto_track_pools")
+"""The listener's filter: read only by :func:`auto_track_filter`, not part of a task's settings."""
 
 
-def _conf(option: str) -> str:
+def read_config(names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """The ``[carbon]`` values of ``names`` (the config's, else the environment's, else the defaults),
+    parsed and validated by the option table; a bad one raises ValueError naming it and its text."""
     from airflow.sdk import conf
 
-    # defaults are declared once, in provider.py
-    return (conf.get(SECTION, option, fallback=CONFIG_OPTIONS[option][1]) or "").strip()
+    return parse_config({name: conf.get(SECTION, name, fallback=default_text(name)) or "" for name in names})
 
 
-def _float_or_none(option: str, text: str) -> float | None:
-    if text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"[{SECTION}] {option} = {text!r} is not a number") from None
+def _default(name: str) -> Any:
+    return OPTION[name].default
 
 
 @dataclass(frozen=True)
 class CarbonSettings:
-    """What a tracked task measures with: validated, JSON-friendly."""
+    """What a tracked task measures with: validated, JSON-friendly. One field per option of the table
+    that a task or the ``[carbon]`` section sets (the listener's filter aside), with the table's default."""
 
-    location: str | None = None
-    g_per_kwh: float | None = None
-    pue: float = DEFAULT_PUE
-    sampling_interval_s: float = DEFAULT_SAMPLING_INTERVAL_S
-    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
-    training_type: str | None = None
-    gpu_queue: str | None = None
+    location: str | None = _default("location")
+    g_per_kwh: float | None = _default("g_per_kwh")
+    pue: float = _default("pue")
+    sampling_interval_s: float = _default("sampling_interval_s")
+    checkpoint_interval_s: float = _default("checkpoint_interval_s")
+    training_type: str | None = _default("training_type")
+    gpu_queue: str | None = _default("gpu_queue")
 
     @classmethod
     def from_config(cls) -> CarbonSettings:
-        """The `[carbon]` section's values."""
-        return cls(
-            location=_conf("location") or None,
-            g_per_kwh=_float_or_none("g_per_kwh", _conf("g_per_kwh")),
-            pue=_float_or_none("pue", _conf("pue")) or DEFAULT_PUE,
-            sampling_interval_s=_float_or_none("sampling_interval_s", _conf("sampling_interval_s")) or DEFAULT_SAMPLING_INTERVAL_S,
-            checkpoint_interval_s=_float_or_none("checkpoint_interval_s", _conf("checkpoint_interval_s")) or DEFAULT_CHECKPOINT_INTERVAL_S,
-            gpu_queue=_conf("gpu_queue") or None,
-        )
+        """The `[carbon]` section's values (ValueError naming a bad one)."""
+        return cls(**read_config([f.name for f in fields(cls) if "config" in OPTION[f.name].where]))
 
     def merged(self, **overrides: Any) -> CarbonSettings:
-        """These settings with a task's own arguments (None means "not given") applied, then validated."""
+        """These settings with a task's own arguments (None means "not given") applied, then validated
+        through the option table (ValueError naming a bad value; TypeError for an unknown name)."""
         settings = replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        settings.validate()
-        return settings
+        return replace(settings, **validate_many(asdict(settings)))
 
     def validate(self) -> None:
         """Raise ValueError naming any bad value (a DAG import error when called at parse time)."""
-        if self.location is None or "{{" not in self.location:  # a templated location is checked at run time
-            resolve_intensity(self.location, self.g_per_kwh)
-        validate_pue(self.pue)
-        validate_interval_s("sampling_interval_s", self.sampling_interval_s, 0.001, 60)
-        validate_interval_s("checkpoint_interval_s", self.checkpoint_interval_s, 1, 86_400)
-        if self.training_type is not None:
-            validate_training_type(self.training_type)
+        validate_many(asdict(self))
 
     def meter(self, **kwargs: Any) -> EnergyMeter:
         """An EnergyMeter with these settings."""
-        return EnergyMeter(
-            location=self.location,
-            g_per_kwh=self.g_per_kwh,
-            pue=self.pue,
-            sampling_interval_s=self.sampling_interval_s,
-            checkpoint_interval_s=self.checkpoint_interval_s,
-            **kwargs,
-        )
+        own = {o.name: getattr(self, o.name) for o in options_in("meter") if o.name in self.__dataclass_fields__}
+        return EnergyMeter(**own, **kwargs)
 
 
 def auto_track_filter() -> tuple[bool, set[str], set[str]]:
     """(enabled, queues, pools) of the listener's automatic tracking."""
-    from airflow.sdk import conf
-
-    enabled = conf.getboolean(SECTION, "auto_track", fallback=False)
-    split = lambda text: {part.strip() for part in text.split(",") if part.strip()}  # noqa: E731
-    return enabled, split(_conf("auto_track_queues")), split(_conf("auto_track_pools"))
+    values = read_config(LISTENER_OPTIONS)
+    return values["auto_track"], set(values["auto_track_queues"]), set(values["auto_track_pools"])

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from dataclasses import replace
+from typing import Any, Sequence
 
+from airflow_carbon.core.record import COMPONENTS, Record, Status
 from airflow_carbon.core.report import component_energy
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.core.aggregate import task_summary
@@ -26,8 +28,11 @@ log = logging.getLogger(__name__)
 class TaskTracker:
     """Measures one try of a task: :meth:`start` before its work, :meth:`finish` after, whatever happens."""
 
-    def __init__(self, settings: CarbonSettings, context: Any) -> None:
+    def __init__(self, settings: CarbonSettings, context: Any, *, intensity_warnings: Sequence[str] | None = None) -> None:
+        """``intensity_warnings``: what the record says about its grid intensity instead of the meter's own
+        warnings (for a try whose rendered location was refused: why it is the world average)."""
         self.settings = settings
+        self.intensity_warnings = None if intensity_warnings is None else tuple(intensity_warnings)
         self.context = context
         self.ti = context["ti"]
         self.store = context.get("task_state_store")
@@ -56,6 +61,8 @@ class TaskTracker:
             self.previous = self._earlier_tries()
             checkpoint = self._checkpoint if self.store is not None else None
             self.meter = self.settings.meter(on_checkpoint=checkpoint)
+            if self.intensity_warnings is not None:  # start() copies them into the record's warnings
+                self.meter.intensity = replace(self.meter.intensity, warnings=self.intensity_warnings)
             self.meter.start()
         except Exception as exc:  # measurement must never break the task
             self.meter = None
@@ -79,13 +86,14 @@ class TaskTracker:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
         log.info(
             "airflow-carbon: try %s %s: %.4g gCO2e; %s; %s",
-            record["task"]["try_number"], status, record["emissions_g"], ", ".join(f"{name} {component_energy(c)}" for name, c in record["components"].items()),
+            record["task"]["try_number"], status, record["emissions_g"], ", ".join(f"{name} {component_energy(record['components'][name])}" for name in COMPONENTS),
             "; ".join(record["warnings"]) or "no warnings",
         )
         return records
 
     # -- internals ---------------------------------------------------------------------------------
-    def _annotate(self, record: dict[str, Any], status: str) -> dict[str, Any]:
+    def _annotate(self, record: Record, status: Status) -> Record:
+        """The meter's record with the task try it measured (``task``) and its outcome (``status``)."""
         record["task"] = self.identity()
         record["status"] = status
         return record

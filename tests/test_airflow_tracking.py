@@ -116,3 +116,57 @@ def test_bad_arguments_fail_at_parse_time(file, message):
     bag = DagBag(dag_folder=str(folder / file))
     (error,) = bag.import_errors.values()
     assert message in error
+
+
+TEMPLATED = {("decorated", -1), ("mapped", 0), ("mapped", 1), ("classic", -1), ("classic_mapped", 0), ("classic_mapped", 1), ("bash", -1)}
+"""carbon_templated's tasks whose location is "{{ params.region }}" (every form: decorated, mapped, classic,
+classic mapped through partial(), a wrapped BashOperator); "intensity" takes g_per_kwh from params."""
+
+
+def test_templated_options_are_rendered_before_they_are_measured_with(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:100")
+    run = airflow_dags.get_dag("carbon_templated").test(run_conf={"region": "DE", "g_per_kwh": 120})
+    assert run.state == "success"
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.xcom import run_records
+
+    with create_session() as session:
+        got = {(r["task"]["task_id"], r["task"]["map_index"]): r for r in run_records("carbon_templated", run.run_id, session)}
+    assert set(got) == TEMPLATED | {("intensity", -1)}
+    for key in TEMPLATED:
+        assert got[key]["status"] == "success" and got[key]["intensity"]["location"] == "DE", key
+    assert got[("intensity", -1)]["intensity"] == {**got[("intensity", -1)]["intensity"], "g_per_kwh": 120.0, "method": "explicit"}
+    assert xcom_value(run.run_id, "classic") == sum(range(10))  # the task itself ran as before
+
+
+def test_a_bad_rendered_value_fails_the_try_which_still_gets_its_record(airflow_dags, fake_gpu, capfd):
+    fake_gpu("count=1; power=const:100")
+    run, records = _run_conf(airflow_dags, "carbon_templated", {"region": "Atlantis", "g_per_kwh": "lots"})
+    assert run.state == "failed"
+    out = capfd.readouterr()
+    # each task failed with the validation's own message, naming the rendered value
+    assert "UnknownLocationError: Unknown grid location 'Atlantis'." in out.out + out.err
+    assert "OptionError: g_per_kwh='lots' is invalid; expected a number >= 0 gCO2e/kWh" in out.out + out.err
+    got = {(r["task"]["task_id"], r["task"]["map_index"]): r for r in records}
+    assert set(got) == TEMPLATED | {("intensity", -1)}  # every try has its record, none is lost
+    for key, record in got.items():
+        bad = "'lots'" if key == ("intensity", -1) else "'Atlantis'"
+        assert record["status"] == "failed", key
+        assert record["intensity"]["method"] == "world-average" and record["intensity"]["g_per_kwh"] == 475.0, key
+        assert any(bad in w and "world-average grid intensity" in w for w in record["warnings"]), (key, record["warnings"])
+        assert not any("No grid location" in w for w in record["warnings"])  # the world average is explained once
+        assert record["gpus"][0]["energy_j"] >= 0 and record["duration_s"] < 5
+
+
+def _run_conf(airflow_dags, dag_id, conf):
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.xcom import run_records
+
+    run = airflow_dags.get_dag(dag_id).test(run_conf=conf)
+    with create_session() as session:
+        records = run_records(dag_id, run.run_id, session)
+    for record in records:
+        validate_record(record)
+    return run, records

@@ -7,13 +7,14 @@ Pure data, no I/O and no Airflow (the spec: https://huggingface.co/docs/hub/mode
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any
 
 from airflow_carbon._version import __version__
 from airflow_carbon.core.aggregate import geographical_location, hardware_used, totals
+from airflow_carbon.core.options import OPTION, OptionError, validate
+from airflow_carbon.core.record import Record
 
-TRAINING_TYPES = ("pre-training", "fine-tuning")
+TRAINING_TYPES: tuple[str, ...] = OPTION["training_type"].suggested
 """The values the Hub's documentation names for ``training_type``."""
 
 _GPU_METHODS = {"counter": "NVML energy counters", "sampled": "NVML power sampled and integrated"}
@@ -25,19 +26,14 @@ def grams(value: float) -> float:
 
 
 def validate_training_type(training_type: object) -> str:
-    """Return ``training_type``; other text than the Hub's two values is accepted with a warning."""
-    if not isinstance(training_type, str) or not training_type.strip():
-        raise ValueError(f"training_type={training_type!r} is invalid; expected 'pre-training' or 'fine-tuning' (or other text)")
-    if training_type not in TRAINING_TYPES:
-        warnings.warn(
-            f"training_type={training_type!r} is not one of the Hub's documented values {TRAINING_TYPES}; "
-            "it is published as given",
-            stacklevel=2,
-        )
-    return training_type
+    """Return ``training_type``; other text than the Hub's two values is accepted with a warning (the
+    option table's rule, :data:`airflow_carbon.core.options.OPTIONS`, as for a task's argument)."""
+    if training_type is None:  # required here, optional for a task
+        raise OptionError("training_type", training_type)
+    return validate("training_type", training_type)
 
 
-def _methods(records: list[dict[str, Any]]) -> str:
+def _methods(records: list[Record]) -> str:
     """E.g. 'GPU: NVML energy counters; CPU and RAM estimated' from the records' component methods."""
     gpu = sorted({g["method"] for r in records for g in r["gpus"]} - {"missing"})
     parts = []
@@ -55,7 +51,7 @@ def _methods(records: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def co2_eq_emissions(records: list[dict[str, Any]], training_type: str, *, origin: str) -> dict[str, Any]:
+def co2_eq_emissions(records: list[Record], training_type: str, *, origin: str) -> dict[str, Any]:
     """The card's ``co2_eq_emissions`` for ``records`` (all tries of all tasks). ``origin`` names where
     the figures come from (e.g. "DAG train_llm") and goes into ``source``, so the operator can recognise
     its own entry when it runs again."""

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import math
+from airflow_carbon.core.options import OPTION, validate
 
-DEFAULT_PUE = 1.0
+DEFAULT_PUE: float = OPTION["pue"].default
 """Power usage effectiveness applied when none is configured: the IT energy only, no facility overhead."""
 
 
 def validate_pue(pue: object) -> float:
-    """Return ``pue`` as a float, or raise ValueError naming the value: a finite number >= 1.0 is accepted.
+    """Return ``pue`` as a float, or raise ValueError naming the value: a finite number >= 1.0 (or its text).
 
     PUE is a ratio (facility energy / IT energy), so it cannot be below 1.0. Typical values: 1.1 for
-    hyperscale clouds, 1.5-1.6 for an average data centre.
+    hyperscale clouds, 1.5-1.6 for an average data centre. The bound is the option table's
+    (:data:`airflow_carbon.core.options.OPTIONS`).
     """
-    if isinstance(pue, bool):
-        raise ValueError(f"pue={pue!r} is not a number; expected a finite number >= 1.0 (e.g. 1.1)")
-    if not isinstance(pue, (int, float)):
-        try:
-            pue = float(pue)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"pue={pue!r} is not a number; expected a finite number >= 1.0 (e.g. 1.1)") from None
-    if not math.isfinite(pue) or pue < 1.0:
-        raise ValueError(f"pue={pue!r} is invalid; expected a finite number >= 1.0 (e.g. 1.1)")
-    return float(pue)
+    return validate("pue", pue)
 
 
 def emissions_g(energy_kwh: float, g_per_kwh: float, pue: float = DEFAULT_PUE) -> float:

@@ -23,16 +23,17 @@ import platform
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from airflow_carbon.core.record import Component
+from airflow_carbon.core.options import OPTION
 from airflow_carbon.core.units import BYTES_PER_GB, j_to_kwh, uj_to_j
 
-DEFAULT_CPU_W_PER_CORE = 7.0
+DEFAULT_CPU_W_PER_CORE: float = OPTION["cpu_w_per_core"].default
 """W drawn per fully busy CPU core, used where RAPL is unreadable: server CPUs draw 4-7 W per core at
 full load (AMD EPYC 7763: 280 W TDP / 64 cores = 4.4 W; Intel Xeon 8480+: 350 W / 56 = 6.3 W), plus a
 share of the uncore."""
 
-DEFAULT_RAM_W_PER_GB = 0.3725
+DEFAULT_RAM_W_PER_GB: float = OPTION["ram_w_per_gb"].default
 """W per GB of resident memory: the figure of the Green Algorithms calculator (Lannelongue et al., 2021)."""
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
@@ -235,13 +236,13 @@ class HostWindow:
         self._rss.append((t, rss_bytes))
         return cpu_s
 
-    def read(self, t: float, duration_s: float) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    def read(self, t: float, duration_s: float) -> tuple[Component, Component, list[str]]:
         """The cpu and ram components of the record so far, and warnings (the window stays open)."""
         cpu_time_s = max(0.0, self.sample(t) - self._cpu_start_s)
         warnings = list(self._errors)
         hardware = {"model": cpu_model(), "sockets": cpu_sockets()}
         if self._zones:
-            cpu = {
+            cpu: Component = {
                 **hardware,
                 "energy_kwh": j_to_kwh(sum(uj_to_j(z.total_uj) for z in self._zones)),
                 "method": "rapl",
@@ -267,7 +268,7 @@ class HostWindow:
             if duration_s > 0:
                 cpu["mean_utilization_percent"] = 100.0 * cpu_time_s / (duration_s * cpus)
         mean_rss_gb = _time_mean(self._rss) / BYTES_PER_GB
-        ram = {
+        ram: Component = {
             "energy_kwh": j_to_kwh(mean_rss_gb * self.ram_w_per_gb * duration_s),
             "method": "estimated",
             "mean_rss_gb": mean_rss_gb,

@@ -11,7 +11,6 @@ import math
 import os
 import time
 import warnings as _warnings
-from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
@@ -19,20 +18,29 @@ from airflow_carbon._version import __version__
 from airflow_carbon.core import host as _host
 from airflow_carbon.core import nvml
 from airflow_carbon.core.devices import VisibleDevices, parse_visible_devices
-from airflow_carbon.core.emissions import DEFAULT_PUE, emissions_g, validate_pue
+from airflow_carbon.core.emissions import DEFAULT_PUE, emissions_g
 from airflow_carbon.core.gpu import GpuWindow
 from airflow_carbon.core.intensity import GridIntensity, resolve_intensity
-from airflow_carbon.core.record import SCHEMA_VERSION
+from airflow_carbon.core.options import OPTION, doc_lines, validate
+from airflow_carbon.core.record import (
+    SCHEMA_VERSION,
+    Component,
+    Components,
+    GpuEntry,
+    Record,
+    device_counts,
+    format_hardware,
+)
 from airflow_carbon.core.sampler import Sampler
 from airflow_carbon.core.units import j_to_kwh
 
-DEFAULT_SAMPLING_INTERVAL_S = 0.1
-"""Seconds between GPU power samples (100 ms)."""
+DEFAULT_SAMPLING_INTERVAL_S: float = OPTION["sampling_interval_s"].default
+"""Seconds between GPU power samples (100 ms); the option table's default, as every default here."""
 
 FAST_SAMPLING_DIVISOR = 10
 """While sampled GPU power moves fast, it is sampled this many times more often (10 ms by default)."""
 
-DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+DEFAULT_CHECKPOINT_INTERVAL_S: float = OPTION["checkpoint_interval_s"].default
 """Seconds between checkpoints of the running record (when a checkpoint callback is given)."""
 
 HOST_SAMPLING_INTERVAL_S = 1.0
@@ -47,47 +55,32 @@ def _utc_iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def validate_interval_s(name: str, value: object, low_s: float, high_s: float) -> float:
-    """Return ``value`` (seconds) as a float, or raise ValueError naming it and the accepted range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low_s <= value <= high_s:
-        raise ValueError(f"{name}={value!r} is invalid; expected seconds between {low_s:g} and {high_s:g}")
-    return float(value)
-
-
-def _validate_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={value!r} is invalid; expected a finite number >= 0")
-    return float(value)
-
-
 class EnergyMeter:
     """Measures GPU, CPU and RAM energy between :meth:`start` and :meth:`stop`, and the CO2e it stands for.
 
     Use as a context manager (``with EnergyMeter(location="FR") as meter: ...; meter.record``) or call
-    ``start()`` and ``stop()``. Arguments:
+    ``start()`` and ``stop()``. Bad values raise ValueError here, naming the value and what is accepted
+    (the bounds of the option table, :data:`airflow_carbon.core.options.OPTIONS`, as everywhere else).
+    Arguments besides the options below:
 
-    - ``location``: where the energy was drawn (``"FR"``, ``"US-CA"``, ``"gcp:us-central1"`` ...).
-    - ``g_per_kwh``: grid intensity (gCO2e/kWh), overriding the location's.
-    - ``pue``: power usage effectiveness of the data centre (>= 1.0, default 1.0).
-    - ``sampling_interval_s``: seconds between GPU power samples (default 0.1).
-    - ``gpu_energy``: ``"auto"`` (the energy counter where the GPU has one) or ``"sampled"`` (always
-      integrate sampled power).
-    - ``cuda_visible_devices`` / ``cuda_device_order``: default to the environment's.
-    - ``cpu_w_per_core`` (W) and ``ram_w_per_gb`` (W/GB): the estimates' coefficients.
-    - ``on_checkpoint``: called from the sampling thread every ``checkpoint_interval_s`` (default 60 s)
-      with the record so far, so a process that is killed loses at most one interval.
+    - ``cuda_visible_devices`` / ``cuda_device_order``: which GPUs are measured; default to the environment's.
+    - ``on_checkpoint``: called from the sampling thread every ``checkpoint_interval_s`` with the record
+      so far, so a process that is killed loses at most one interval.
+    - ``powercap_root``: where RAPL's counters are read (tests point it elsewhere).
 
-    Bad values raise ValueError here, naming the value and what is accepted.
+    Options (generated from the option table):
     """
+
+    __doc__ = __doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("meter")) + "\n"
 
     def __init__(
         self,
         *,
-        location: str | None = None,
-        g_per_kwh: float | None = None,
+        location: str | None = OPTION["location"].default,
+        g_per_kwh: float | None = OPTION["g_per_kwh"].default,
         pue: float = DEFAULT_PUE,
         sampling_interval_s: float = DEFAULT_SAMPLING_INTERVAL_S,
-        gpu_energy: Literal["auto", "sampled"] = "auto",
+        gpu_energy: Literal["auto", "sampled"] = OPTION["gpu_energy"].default,
         cuda_visible_devices: str | None = None,
         cuda_device_order: str | None = None,
         cpu_w_per_core: float = _host.DEFAULT_CPU_W_PER_CORE,
@@ -96,25 +89,22 @@ class EnergyMeter:
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
     ) -> None:
-        self.intensity: GridIntensity = resolve_intensity(location, g_per_kwh)
-        self.pue = validate_pue(pue)
-        self.sampling_interval_s = validate_interval_s("sampling_interval_s", sampling_interval_s, 0.001, 60)
-        if gpu_energy not in ("auto", "sampled"):
-            raise ValueError(f"gpu_energy={gpu_energy!r} is invalid; expected 'auto' or 'sampled'")
-        self.gpu_energy = gpu_energy
+        # the location is checked with the intensity: beside an explicit g_per_kwh any text is a name
+        self.intensity: GridIntensity = resolve_intensity(location, validate("g_per_kwh", g_per_kwh))
+        self.pue: float = validate("pue", pue)
+        self.sampling_interval_s: float = validate("sampling_interval_s", sampling_interval_s)
+        self.gpu_energy: str = validate("gpu_energy", gpu_energy)
         self.visible: VisibleDevices = parse_visible_devices(
             cuda_visible_devices if cuda_visible_devices is not None else os.environ.get("CUDA_VISIBLE_DEVICES"),
             cuda_device_order if cuda_device_order is not None else os.environ.get("CUDA_DEVICE_ORDER"),
         )
         self._host = _host.HostWindow(
-            cpu_w_per_core=_validate_positive("cpu_w_per_core", cpu_w_per_core),
-            ram_w_per_gb=_validate_positive("ram_w_per_gb", ram_w_per_gb),
+            cpu_w_per_core=validate("cpu_w_per_core", cpu_w_per_core),
+            ram_w_per_gb=validate("ram_w_per_gb", ram_w_per_gb),
             powercap_root=powercap_root,
         )
-        if on_checkpoint is not None:
-            validate_interval_s("checkpoint_interval_s", checkpoint_interval_s, 0.01, 86_400)
         self._on_checkpoint = on_checkpoint
-        self.checkpoint_interval_s = float(checkpoint_interval_s)
+        self.checkpoint_interval_s: float = validate("checkpoint_interval_s", checkpoint_interval_s)
         self._next_checkpoint_t = math.inf
         self._gpu: GpuWindow | None = None
         self._gpus: list[nvml.Gpu] = []
@@ -148,7 +138,7 @@ class EnergyMeter:
                 self._sampler.fast_interval_s = self.sampling_interval_s / FAST_SAMPLING_DIVISOR
         self._sampler.start()
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> Record:
         """Close the window and return its record (also kept in ``self.record``). Never raises."""
         if self._sampler is None:
             raise RuntimeError("this EnergyMeter was not started")
@@ -161,7 +151,7 @@ class EnergyMeter:
         self.sampler_cpu_s = sampler.cpu_s
         if sampler.error is not None:
             self._warnings.append(f"the sampling thread stopped early: {sampler.error!r}")
-        gpu_entries: list[dict[str, Any]] = []
+        gpu_entries: list[GpuEntry] = []
         if self._gpu is not None:
             result = self._guard("GPU measurement failed", self._gpu.stop, time.monotonic(), duration_s)
             if result is not None:
@@ -227,7 +217,7 @@ class EnergyMeter:
         try:
             duration_s = t - self._t0
             warnings = list(self._warnings)
-            gpu_entries: list[dict[str, Any]] = []
+            gpu_entries: list[GpuEntry] = []
             if self._gpu is not None:
                 gpu_entries, gpu_warnings = self._gpu.snapshot(t, duration_s)
                 warnings.extend(gpu_warnings)
@@ -250,13 +240,13 @@ class EnergyMeter:
         self,
         wall1: float,
         duration_s: float,
-        gpu_entries: list[dict[str, Any]],
-        cpu: dict[str, Any],
-        ram: dict[str, Any],
+        gpu_entries: list[GpuEntry],
+        cpu: Component,
+        ram: Component,
         warnings: list[str],
-    ) -> dict[str, Any]:
+    ) -> Record:
         gpu_component = _gpu_component(gpu_entries, self._gpu_missing)
-        components = {"gpu": gpu_component, "cpu": cpu, "ram": ram}
+        components: Components = {"gpu": gpu_component, "cpu": cpu, "ram": ram}
         energy_kwh = sum(c["energy_kwh"] for c in components.values() if c["energy_kwh"] is not None)
         missing = [name for name, c in components.items() if c["energy_kwh"] is None]
         if missing:
@@ -279,7 +269,7 @@ class EnergyMeter:
         }
 
 
-def _gpu_component(entries: list[dict[str, Any]], missing: str | None) -> dict[str, Any]:
+def _gpu_component(entries: list[GpuEntry], missing: str | None) -> Component:
     if missing:
         return {"energy_kwh": None, "method": "missing"}
     if not entries:
@@ -292,11 +282,11 @@ def _gpu_component(entries: list[dict[str, Any]], missing: str | None) -> dict[s
     return {"energy_kwh": j_to_kwh(sum(known)), "method": method}
 
 
-def hardware_used(gpu_entries: list[dict[str, Any]]) -> str:
-    """E.g. '2 x NVIDIA H200, 1 x AMD EPYC 7763 64-Core Processor' (GPUs measured, CPU sockets)."""
-    parts = [f"{n} x {name}" for name, n in Counter(e["name"] for e in gpu_entries).items()]
-    parts.append(f"{_host.cpu_sockets()} x {_host.cpu_model()}")  # cached: read once per process
-    return ", ".join(parts)
+def hardware_used(gpu_entries: list[GpuEntry]) -> str:
+    """E.g. '2 x NVIDIA H200, 1 x AMD EPYC 7763 64-Core Processor': the GPUs measured and this host's CPU
+    sockets, by the records' hardware rule (:func:`~airflow_carbon.core.record.device_counts`)."""
+    cpu = (_host.cpu_model(), _host.cpu_sockets())  # cached: read once per process
+    return format_hardware(device_counts((e["name"] for e in gpu_entries), [cpu]))
 
 
 def measure(**kwargs: Any) -> EnergyMeter:

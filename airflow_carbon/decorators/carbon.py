@@ -8,13 +8,14 @@ from typing import Any
 import attr
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, _TaskDecorator
 
-from airflow_carbon.operators.carbon import CarbonOperator, route_to_gpu_queue
-from airflow_carbon.settings import CarbonSettings
+from airflow_carbon.core.options import doc_lines
+from airflow_carbon.operators.carbon import TASK_OPTIONS, CarbonOperator, parse_time_settings, route_to_gpu_queue
 
 
 class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
     """Runs the decorated function as a :class:`CarbonOperator`."""
 
+    # PythonOperator's; CarbonTrackingMixin.__init_subclass__ adds the templated task options
     template_fields: Sequence[str] = ("templates_dict", "op_args", "op_kwargs")
     template_fields_renderers = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
     custom_operator_name: str = "@task.carbon"
@@ -33,8 +34,8 @@ class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
 def carbon_task(python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> TaskDecorator:
     """``@task.carbon``: like ``@task``, with the callable's energy and emissions measured.
 
-    Options: ``location``, ``g_per_kwh`` (gCO2e/kWh), ``pue``, ``sampling_interval_s`` (s),
-    ``checkpoint_interval_s`` (s), ``training_type``; defaults from the ``[carbon]`` config section.
+    Options, besides ``@task``'s (defaults from the ``[carbon]`` config section; generated from the
+    option table, :data:`airflow_carbon.core.options.OPTIONS`):
     """
     def decorate(function: Callable) -> TaskDecorator:
         if not callable(function):
@@ -49,11 +50,16 @@ def carbon_task(python_callable: Callable | None = None, multiple_outputs: bool 
     return decorate(python_callable) if python_callable is not None else decorate  # type: ignore[return-value]
 
 
+carbon_task.__doc__ = carbon_task.__doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("task")) + "\n"
+
+
 class _CarbonTaskDecorator(_TaskDecorator):
     """Airflow's task decorator (as ``task_decorator_factory`` builds it; Airflow has no public subclass
-    hook), with the gpu queue applied to mapped tasks, whose operator ``__init__`` runs only on workers."""
+    hook), with the options validated and the gpu queue applied to mapped tasks, whose operator
+    ``__init__`` runs only on workers."""
 
     def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+        settings = parse_time_settings({k: v for k, v in self.kwargs.items() if k in TASK_OPTIONS})
         xcom_arg = super()._expand(expand_input, strict=strict)
-        route_to_gpu_queue(xcom_arg.operator.partial_kwargs, CarbonSettings.from_config().gpu_queue, explicit="queue" in self.kwargs)
+        route_to_gpu_queue(xcom_arg.operator.partial_kwargs, settings.gpu_queue, explicit="queue" in self.kwargs)
         return xcom_arg

@@ -10,63 +10,90 @@ the task (it warns, and the record says what is missing).
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import replace
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 
+from airflow_carbon.core.options import doc_lines, is_template, options_in
 from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.task_tracking import TaskTracker, status_of
+
+TASK_OPTIONS: tuple[str, ...] = tuple(o.name for o in options_in("task"))
+"""The tracked operators' own keyword arguments: the option table's task options."""
+
+TEMPLATED_OPTIONS: tuple[str, ...] = tuple(o.name for o in options_in("task") if o.templated)
+"""Task options that Airflow renders (they join the operator's ``template_fields``), validated once rendered."""
+
+
+def carbon_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The task options among an operator's keyword arguments, taken out of ``kwargs``."""
+    return {name: kwargs.pop(name) for name in TASK_OPTIONS if name in kwargs}
+
+
+def parse_time_settings(arguments: dict[str, Any]) -> CarbonSettings:
+    """``[carbon]`` merged with a task's arguments, validated (ValueError: a DAG import error). A value
+    that is a template (``"{{ params.region }}"``) cannot be checked yet: it is validated once rendered."""
+    return CarbonSettings.from_config().merged(**{k: v for k, v in arguments.items() if not is_template(v)})
 
 
 class CarbonTrackingMixin:
     """Put first among the bases of an operator class to measure its ``execute``.
 
-    Arguments (all optional; defaults from the ``[carbon]`` config section): ``location``,
-    ``g_per_kwh`` (gCO2e/kWh), ``pue`` (>= 1.0), ``sampling_interval_s`` (s), ``checkpoint_interval_s``
-    (s), ``training_type`` ("fine-tuning" or "pre-training", for the model card). Bad values raise
-    ValueError when the DAG is parsed. A task without a ``queue`` gets ``[carbon] gpu_queue``.
+    Arguments (all optional; defaults from the ``[carbon]`` config section) are listed below. Bad values
+    raise ValueError when the DAG is parsed. A templated one (``location="{{ params.region }}"``) is
+    rendered by Airflow and validated when the task starts: a bad rendered value fails the task with the
+    same message, and the try still gets its record (the world-average intensity and a warning naming the
+    value). A task without a ``queue`` gets ``[carbon] gpu_queue``.
+
+    Options (generated from the option table, :data:`airflow_carbon.core.options.OPTIONS`):
     """
+
+    __doc__ = __doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("task")) + "\n"
 
     operator_extra_links = (CarbonEmissionsLink(),)
     carbon_tracked = True
     """Marks operators measured by themselves, so that the listener never measures them twice."""
 
-    def __init__(
-        self,
-        *,
-        location: str | None = None,
-        g_per_kwh: float | None = None,
-        pue: float | None = None,
-        sampling_interval_s: float | None = None,
-        checkpoint_interval_s: float | None = None,
-        training_type: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        settings = CarbonSettings.from_config().merged(
-            location=location,
-            g_per_kwh=g_per_kwh,
-            pue=pue,
-            sampling_interval_s=sampling_interval_s,
-            checkpoint_interval_s=checkpoint_interval_s,
-            training_type=training_type,
-        )
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The operator's own template fields (PythonOperator's, BashOperator's, a subclass's), plus ours.
+        super().__init_subclass__(**kwargs)
+        own = getattr(cls, "template_fields", ())
+        own = [own] if isinstance(own, str) else list(own)
+        cls.template_fields = tuple(dict.fromkeys([*own, *TEMPLATED_OPTIONS]))
+
+    def __init__(self, **kwargs: Any) -> None:
+        arguments = carbon_arguments(kwargs)
+        settings = parse_time_settings(arguments)
         # default_args reach here unapplied (for **kwargs signatures): a queue there counts as given
         given = "queue" in kwargs or "queue" in (kwargs.get("default_args") or {})
         route_to_gpu_queue(kwargs, settings.gpu_queue, explicit=given)
         super().__init__(**kwargs)
         self.carbon_settings = settings
+        for name in TEMPLATED_OPTIONS:  # template fields are attributes; Airflow renders them in place
+            setattr(self, name, arguments.get(name))
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        """As ``BaseOperator.partial``; the mapped task goes to ``[carbon] gpu_queue`` as an unmapped one would."""
+        """As ``BaseOperator.partial``, with the task options (validated now, as for an unmapped task; each
+        mapped instance gets them); the mapped task goes to ``[carbon] gpu_queue`` as an unmapped one would."""
+        arguments = carbon_arguments(kwargs)  # not __init__ parameters Airflow can see: it would refuse them
+        settings = parse_time_settings(arguments)
         partial = super().partial(**kwargs)  # type: ignore[misc]
-        route_to_gpu_queue(partial.kwargs, CarbonSettings.from_config().gpu_queue, explicit="queue" in kwargs)
+        partial.kwargs.update(arguments)
+        route_to_gpu_queue(partial.kwargs, settings.gpu_queue, explicit="queue" in kwargs)
         return partial
 
     def execute(self, context: Any) -> Any:
-        tracker = TaskTracker(self.carbon_settings, context)
+        try:  # the templated options, as rendered
+            settings = self.carbon_settings.merged(**{name: getattr(self, name) for name in TEMPLATED_OPTIONS})
+        except ValueError as exc:
+            _record_refused_try(self, context, exc)
+            raise
+        tracker = TaskTracker(settings, context)
         tracker.start()
         error: BaseException | None = None
         try:
@@ -76,6 +103,27 @@ class CarbonTrackingMixin:
             raise
         finally:
             tracker.finish(status_of(error))
+
+
+_P = inspect.Parameter
+CarbonTrackingMixin.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [_P("self", _P.POSITIONAL_OR_KEYWORD), *(_P(name, _P.KEYWORD_ONLY, default=None) for name in TASK_OPTIONS),
+     _P("kwargs", _P.VAR_KEYWORD)]
+)
+"""What help() and inspect show: the task options (None: the ``[carbon]`` value), then the operator's own."""
+
+
+def _record_refused_try(task: Any, context: Any, error: ValueError) -> None:
+    """A try whose rendered options are bad fails, and still gets its record: its (short) window, measured
+    with the world-average intensity and the parse-time settings, with a warning naming the bad value."""
+    fallback = replace(task.carbon_settings, location=None, g_per_kwh=None)
+    warning = (
+        f"this try failed before its work: a templated option rendered to a bad value ({error}); "
+        "its energy is counted at the world-average grid intensity"
+    )
+    tracker = TaskTracker(fallback, context, intensity_warnings=[warning])
+    tracker.start()
+    tracker.finish("failed")
 
 
 def route_to_gpu_queue(task_kwargs: dict[str, Any], gpu_queue: str | None, *, explicit: bool = False) -> None:

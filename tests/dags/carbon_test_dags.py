@@ -72,7 +72,29 @@ def carbon_listener():
     elsewhere()
 
 
+@dag(schedule=None, start_date=START, catchup=False, params={"region": "FR", "g_per_kwh": 56})
+def carbon_templated():
+    """Options taken from params (run_conf overrides them), rendered by Airflow and validated then."""
+    region = "{{ params.region }}"
+
+    @task.carbon(location=region)
+    def decorated() -> int:
+        return 1
+
+    @task.carbon(location=region)
+    def mapped(x: int) -> int:
+        return x
+
+    decorated()
+    mapped.expand(x=[1, 2])
+    CarbonOperator(task_id="classic", python_callable=_classic, op_args=[10], location=region)
+    CarbonOperator.partial(task_id="classic_mapped", python_callable=_classic, location=region).expand(op_args=[[1], [2]])
+    tracked(BashOperator)(task_id="bash", bash_command="true", location=region)
+    CarbonOperator(task_id="intensity", python_callable=_classic, op_args=[10], g_per_kwh="{{ params.g_per_kwh }}")
+
+
 carbon_mapped()
 carbon_flaky()
 carbon_classic()
 carbon_listener()
+carbon_templated()
