@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo ui bench constraints intensity-table clean
+.PHONY: setup test test-fast lint demo ui bench constraints intensity-table clean
 
 # System packages (Debian, apt-get as root), installed only when missing: a C compiler builds the
-# simulated GPU (tests/fake_nvml); Chromium drives the UI tests (Playwright cannot download its own
+# simulated GPU (testing/carbon_testing/fake_nvml); Chromium drives the UI tests (Playwright cannot download its own
 # browser here); the docker-compose client validates docker-compose.yml (no engine needed).
 APT_PACKAGES := $(if $(shell command -v cc),,gcc libc6-dev) $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v docker-compose),,docker-compose)
@@ -19,14 +19,24 @@ $(VENV)/.system:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@touch $@
 
-$(STAMP): $(VENV)/.system pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[test,bench,cluster]'
+# The package with its extras, and the test harnesses (testing/: carbon_testing, development only).
+$(STAMP): $(VENV)/.system pyproject.toml testing/pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[test,bench,cluster]' -e ./testing
 	@touch $@
 
 setup: $(STAMP)
 
-test: setup
+# Every tier (unit, airflow, system: pyproject.toml's pytest markers), after the lint.
+test: setup lint
 	$(PY) -m pytest
+
+# The unit tier only: no Airflow, no browser, no cluster (under a minute); the card property test
+# generates 100 cards instead of 400 (CARD_EXAMPLES).
+test-fast: setup
+	CARD_EXAMPLES=$${CARD_EXAMPLES:-100} $(PY) -m pytest -m unit
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # The embedded default: SQLite metadata DB in .airflow/ (git-ignored), the example DAG run with
 # `airflow dags test`, then its per-task energy and emissions.
@@ -54,7 +64,7 @@ bench: setup
 # Regenerate constraints.txt from a clean virtual environment.
 constraints:
 	rm -rf build/constraints-venv && $(PYTHON) -m venv build/constraints-venv
-	build/constraints-venv/bin/pip install -q -e '.[test,bench,cluster]'
+	build/constraints-venv/bin/pip install -q -e '.[test,bench,cluster]' -e ./testing
 	{ echo "# Generated with 'make constraints' from a clean install on Python 3.11 (Airflow's constraint URLs are unreachable here)."; \
 	  build/constraints-venv/bin/pip freeze --exclude-editable | grep -vi '^airflow-carbon'; } > constraints.txt
 

@@ -18,8 +18,8 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from airflow_carbon.core.meter import EnergyMeter
 from airflow_carbon.core.options import Option, default_doc, expected, options_in, parse_text
@@ -133,7 +133,8 @@ def summary(record: Record) -> str:
         lines.append(f"    GPU {g['index']} {g['name']}: {energy} [{g['method']}], mean {mean}, peak {peak} [sampled]")
     year = f", {i['year']}" if i.get("year") else ""
     lines += [
-        f"  intensity  {i['g_per_kwh']:.1f} gCO2e/kWh ({i.get('emission_factor') or 'basis not stated'}), {i['name']} [{i['method']}: {i['source']}{year}]",
+        f"  intensity  {i['g_per_kwh']:.1f} gCO2e/kWh ({i.get('emission_factor') or 'basis not stated'}), "
+        f"{i['name']} [{i['method']}: {i['source']}{year}]",
         f"  PUE        {record['pue']:g}",
         f"  emissions  {record['emissions_g']:.3g} gCO2e [energy x PUE x intensity]",
     ]

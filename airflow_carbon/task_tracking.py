@@ -4,22 +4,24 @@ Airflow clears a task instance's XComs when a new try starts, so a plain XCom wo
 failed tries. The records of every try are kept in the task state store (``context["task_state_store"]``,
 Airflow 3.3+, which survives retries) under :data:`STATE_KEY`, and each try pushes the whole list under
 the XCom key :data:`~airflow_carbon.xcom.XCOM_KEY`: the last try's XCom holds every try; their totals go
-beside it under :data:`~airflow_carbon.xcom.SUMMARY_XCOM_KEY`, one flat object the UI can sum in the database. A running try checkpoints its record
-into the store every ``checkpoint_interval_s``, so a try that is killed (OOM, worker lost) without
-running its ``finally`` loses at most one interval; the next try marks it ``interrupted``.
+beside it under :data:`~airflow_carbon.xcom.SUMMARY_XCOM_KEY`, one flat object the UI can sum in the
+database. A running try checkpoints its record into the store every ``checkpoint_interval_s``, so a try
+that is killed (OOM, worker lost) without running its ``finally`` loses at most one interval; the next
+try marks it ``interrupted``.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
+from airflow_carbon.core.aggregate import task_summary
 from airflow_carbon.core.record import COMPONENTS, Record, Status
 from airflow_carbon.core.report import component_energy
 from airflow_carbon.settings import CarbonSettings
-from airflow_carbon.core.aggregate import task_summary
 from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ class TaskTracker:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
         log.info(
             "airflow-carbon: try %s %s: %.4g gCO2e; %s; %s",
-            record["task"]["try_number"], status, record["emissions_g"], ", ".join(f"{name} {component_energy(record['components'][name])}" for name in COMPONENTS),
+            record["task"]["try_number"], status, record["emissions_g"],
+            ", ".join(f"{name} {component_energy(record['components'][name])}" for name in COMPONENTS),
             "; ".join(record["warnings"]) or "no warnings",
         )
         return records

@@ -9,7 +9,8 @@ retries. The publisher pushes what it wrote under :data:`MODEL_CARD_XCOM_KEY`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from airflow_carbon.core.record import Record, RecordError, task_label, upgrade, validate_record
 

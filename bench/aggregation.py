@@ -13,14 +13,10 @@ import json
 import sys
 import time
 import warnings
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def base_record(gpus: int = 8) -> dict:
-    import fake_nvml
+    from carbon_testing import fake_nvml
 
     fake_nvml.activate(f"count={gpus}; name=NVIDIA A100-SXM4-80GB; power=const:350")
     warnings.simplefilter("ignore")

@@ -1,6 +1,6 @@
 """@task.carbon on a real Celery cluster: per-task overhead, and how soon a finished task's record is visible.
 
-Starts the cluster of tests/test_cluster.py (tests/cluster: PostgreSQL, Redis, api-server, scheduler,
+Starts the cluster of tests/test_cluster.py (carbon_testing.cluster: PostgreSQL, Redis, api-server, scheduler,
 dag-processor, a default and a gpu Celery worker; the gpu one with the simulated GPU) serving
 bench/dags_cluster/cluster_bench_dags.py: N mapped tasks sleeping WORK_S seconds each, as plain @task and
 as @task.carbon, both on queue gpu (the same worker, the same concurrency). After one warm-up run of each
@@ -21,36 +21,19 @@ Both DAGs are polled the same way while they run, so the polling load is the sam
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import itertools
 import json
+import runpy
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from carbon_testing.cluster import Cluster
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT / "tests") not in sys.path:
-    sys.path.append(str(ROOT / "tests"))  # fake_nvml; appended, so that `cluster` here stays this file
-
-
-def _load_harness() -> Any:
-    """tests/cluster (the cluster harness), loaded by path under a name of its own: this file is
-    ``cluster`` too, and either may be imported first."""
-    name = "airflow_carbon_cluster_harness"
-    if name not in sys.modules:
-        folder = ROOT / "tests" / "cluster"
-        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-Cluster = _load_harness().Cluster
-
 PLAIN, CARBON = "cluster_bench_plain", "cluster_bench_carbon"
 ROUNDS = 2
 POLL_S = 0.05
@@ -102,7 +85,7 @@ def _one_run(c: Cluster, dag_id: str, via_ui: bool) -> dict[str, Any]:
         "run_id": run_id,
         "run_wall_s": _ts(dag_run["end_date"]) - _ts(dag_run["start_date"]),
         "task_s": task_s,
-        "poll_period_s": statistics.mean(b - a for a, b in zip(polls, polls[1:])) if len(polls) > 1 else None,
+        "poll_period_s": statistics.mean(b - a for a, b in itertools.pairwise(polls)) if len(polls) > 1 else None,
     }
     if dag_id == CARBON:
         ends = {(t["task_id"], t["map_index"]): _ts(t["end_date"]) for t in tis}
@@ -127,8 +110,8 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
                 runs[dag_id].append(_one_run(c, dag_id, via_ui))
         start_s, concurrency = c.timings["start_s"], c.concurrency
         hostname_method = c.hostname_method
-    sys.path.insert(0, str(HERE / "dags_cluster"))
-    from cluster_bench_dags import N, WORK_S
+    dag_file = runpy.run_path(str(DAG_FILE))  # its N and WORK_S (a DAG file, not a module on sys.path)
+    N, WORK_S = dag_file["N"], dag_file["WORK_S"]
 
     def figures(dag_id: str) -> dict[str, float]:
         tasks = [s for r in runs[dag_id] for s in r["task_s"]]
@@ -160,7 +143,7 @@ def table(r: dict[str, Any]) -> str:
     via = "UI run JSON (/carbon/api/dags/{dag}/runs/{run})" if r["visibility_via"] == "ui" else "REST API XCom list (UI not served)"
     v, w = r["record_visible_after_end_s"], r["record_written_after_end_s"]
     lines = [
-        f"\nCelery cluster (tests/cluster): {r['tasks_per_run']} mapped tasks x {r['task_work_s']:g} s sleep per run, both DAGs on the gpu worker "
+        f"\nCelery cluster (carbon_testing.cluster): {r['tasks_per_run']} mapped tasks x {r['task_work_s']:g} s sleep per run, both DAGs on the gpu worker "
         f"(concurrency {r['worker_concurrency']}), {r['rounds']} alternating rounds after a warm-up run of each; cluster up in {r['cluster_start_s']:.0f} s, "
         f"bench {r['total_s']:.0f} s",
         f"| {'figure':<58} | {'plain @task':>12} | {'@task.carbon':>12} | {'ratio':>7} |",

@@ -1,6 +1,6 @@
 """`make bench`: airflow-carbon beside CodeCarbon on the same simulated GPU; prints a table, writes bench/results.json.
 
-Accuracy: each scenario runs in its own process with a fake libnvidia-ml.so.1 (tests/fake_nvml) whose
+Accuracy: each scenario runs in its own process with a fake libnvidia-ml.so.1 (carbon_testing.fake_nvml) whose
 power trace has an exact integral. Our counter path, our sampled path and CodeCarbon's
 OfflineEmissionsTracker each measure a task window on the same simulated GPU, one after the other in
 the same process; the error is against the trace's integral over that task's window. Overhead: the wall time of a window's start + stop, the sampling thread's CPU time, and
@@ -10,7 +10,6 @@ the same process; the error is against the trace's integral over that task's win
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -22,10 +21,9 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from carbon_testing import fake_nvml  # the simulated GPU
 
-import fake_nvml  # noqa: E402  (tests/fake_nvml: the simulated GPU)
+ROOT = Path(__file__).resolve().parents[1]
 
 SCENARIOS = {
     # name: (fake NVML config, task seconds)
@@ -216,10 +214,9 @@ def main() -> None:
     overview = next(r for r in u["pages"] if r["path"] == "/carbon/api/overview?period=all")
     print(f"| {'naive: decode every record XCom and sum in Python (no summaries)':<70} | {u['naive_decode_all_ms']:9.0f} | "
           f"{'':>7} | {'':>6} | {u['naive_decode_all_ms'] / overview['median_ms']:7.0f}x |")
-    spec = importlib.util.spec_from_file_location("bench_cluster", ROOT / "bench" / "cluster.py")
-    bench_cluster = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_cluster)  # its table; `import cluster` would find the tests' harness
-    print(bench_cluster.table(results["cluster"]))
+    from cluster import table as cluster_table  # bench/cluster.py (this script's folder is on sys.path)
+
+    print(cluster_table(results["cluster"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.core.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")

@@ -23,8 +23,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 RUNS_PER_DAG, DAGS, TASKS = 100, 10, 10
 
@@ -40,13 +38,13 @@ def _prepare_home() -> Path:
 
 
 def _seed() -> int:
-    from aggregation import base_record
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
+    from aggregation import base_record  # bench/aggregation.py (this script's folder is on sys.path)
     from airflow_carbon.core.aggregate import task_summary
     from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
 
@@ -119,7 +117,7 @@ def main() -> None:
     t0 = time.perf_counter()
     records_n = _seed()
     seed_s = time.perf_counter() - t0
-    from ui_server import ApiServer
+    from carbon_testing.ui_server import ApiServer
 
     server = ApiServer(home, scope={}).start()
     try:

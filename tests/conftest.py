@@ -1,5 +1,9 @@
-"""Shared fixtures. `fake_gpu(config)` activates the simulated GPU (tests/fake_nvml) for one test;
-`airflow_dags` is a real Airflow (SQLite metadata DB in a temporary AIRFLOW_HOME) with tests/dags parsed."""
+"""Shared fixtures. `fake_gpu(config)` activates the simulated GPU (carbon_testing.fake_nvml) for one test;
+`airflow_dags` is a real Airflow (SQLite metadata DB in a temporary AIRFLOW_HOME) with tests/dags parsed.
+
+Tiers: every test carries exactly one of the markers unit, airflow and system (pyproject.toml), as a
+module's ``pytestmark`` or on the test itself; collection fails otherwise. A unit-only session
+(``make test-fast``: ``pytest -m unit``) also fails the first test after which Airflow is imported."""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 
-import fake_nvml
+from carbon_testing import fake_nvml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,44 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "tests" / "dags")
 for _name in [k for k in os.environ if k.startswith("AIRFLOW__CARBON__")]:
     del os.environ[_name]
+
+
+TIERS = ("unit", "airflow", "system")
+_UNIT_ONLY = pytest.StashKey[bool]()
+_AIRFLOW_SEEN = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: a test without a tier fails every run, test-fast too
+def pytest_collection_modifyitems(config, items):
+    wrong = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {' and '.join(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError(
+            "every test needs exactly one tier marker, pytest.mark.unit, airflow or system (pyproject.toml's markers):\n  "
+            + "\n  ".join(wrong)
+        )
+
+
+def pytest_collection_finish(session):
+    items = session.items
+    session.config.stash[_UNIT_ONLY] = bool(items) and all(item.get_closest_marker("unit") for item in items)
+    session.config.stash[_AIRFLOW_SEEN] = "airflow" in sys.modules
+    if session.config.stash[_UNIT_ONLY] and "airflow" in sys.modules:
+        warnings.warn(pytest.PytestWarning("Airflow was imported while collecting (a test module imports it at the top): "
+                                           "the unit tier's check that no test imports Airflow is off"), stacklevel=1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """In a unit-only session, Airflow imported into the test process fails the test that imported it."""
+    yield  # the test's own teardown first
+    config = item.config
+    if config.stash.get(_UNIT_ONLY, False) and not config.stash.get(_AIRFLOW_SEEN, False) and "airflow" in sys.modules:
+        config.stash[_AIRFLOW_SEEN] = True
+        raise AssertionError(f"{item.nodeid} imported Airflow into the test process: it belongs to the airflow tier, not unit")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -63,13 +106,13 @@ HOSTILE = "<script>alert('carbon')</script>"
 
 @pytest.fixture(scope="session")
 def ui(airflow_dags, tmp_path_factory):
-    """A real ``airflow api-server`` (tests/ui_server.py) over records of real dag.test() runs:
+    """A real ``airflow api-server`` (carbon_testing.ui_server) over records of real dag.test() runs:
     carbon_card_local (mapped training, a failed try, a published model card), carbon_mapped, and
     carbon_card_bad_record (a task that pushes a forged record), on a simulated GPU whose name is hostile
     markup. ``alice`` may read carbon_mapped only."""
     from types import SimpleNamespace
 
-    from ui_server import ApiServer
+    from carbon_testing.ui_server import ApiServer
 
     gpu = fake_nvml.activate(f"count=1; power=const:150; name=NVIDIA {HOSTILE}")
     try:

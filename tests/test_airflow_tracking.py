@@ -7,9 +7,10 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_carbon import validate_record
 from airflow_helpers import xcom_value
 
-from airflow_carbon import validate_record
+pytestmark = pytest.mark.airflow
 
 
 def _run(airflow_dags, dag_id):
@@ -61,7 +62,7 @@ def test_a_failed_try_is_kept_in_the_last_tries_xcom(airflow_dags, fake_gpu):
 
 def test_classic_operator_and_a_wrapped_bash_operator(airflow_dags, fake_gpu):
     fake_gpu("count=2; power=const:150")
-    run, records = _run(airflow_dags, "carbon_classic")
+    _, records = _run(airflow_dags, "carbon_classic")
     got = _by_task(records)
     classic, bash = got[("classic", -1, 1)], got[("bash_child", -1, 1)]
     assert classic["intensity"]["location"] == "US-CA" and bash["intensity"]["location"] == "DE"
@@ -74,7 +75,7 @@ def test_listener_tracks_matching_tasks_once(airflow_dags, fake_gpu, monkeypatch
     monkeypatch.setenv("AIRFLOW__CARBON__AUTO_TRACK_QUEUES", "gpu")
     monkeypatch.setenv("AIRFLOW__CARBON__LOCATION", "SE3")
     fake_gpu("count=1; power=const:100")
-    run, records = _run(airflow_dags, "carbon_listener")
+    _, records = _run(airflow_dags, "carbon_listener")
     got = _by_task(records)
     assert set(got) == {("plain", -1, 1), ("decorated", -1, 1)}  # "elsewhere" runs on another queue
     assert got[("plain", -1, 1)]["intensity"]["location"] == "SE3"
@@ -83,7 +84,7 @@ def test_listener_tracks_matching_tasks_once(airflow_dags, fake_gpu, monkeypatch
 
 def test_listener_is_off_by_default(airflow_dags, fake_gpu):
     fake_gpu("count=1; power=const:100")
-    _run_, records = _run(airflow_dags, "carbon_listener")
+    _, records = _run(airflow_dags, "carbon_listener")
     assert {r["task"]["task_id"] for r in records} == {"decorated"}
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from airflow_carbon import CardError, edit_card_metadata
 
+pytestmark = pytest.mark.unit
+
 KEY = "co2_eq_emissions"
 CORPUS = Path(__file__).parent / "data" / "model_cards"
 CASES: dict[str, list[str]] = json.loads((CORPUS / "cases.json").read_text())
@@ -68,8 +70,8 @@ def test_a_real_card_keeps_everything_huggingface_hub_reads_and_every_other_byte
     assert after_meta[KEY] == CO2
     assert {k: v for k, v in after_meta.items() if k != KEY} == {k: v for k, v in before_meta.items() if k != KEY}
     assert after_body == before_body
-    prefix = next((i for i, (a, b) in enumerate(zip(text, new)) if a != b), len(text))
-    suffix = next((i for i, (a, b) in enumerate(zip(reversed(text), reversed(new))) if a != b), len(text))
+    prefix = next((i for i, (a, b) in enumerate(zip(text, new, strict=False)) if a != b), len(text))
+    suffix = next((i for i, (a, b) in enumerate(zip(reversed(text), reversed(new), strict=False)) if a != b), len(text))
     suffix = min(suffix, len(text) - prefix)
     if KEY in before_meta:  # what changed lies within the old entry's lines
         entry = _co2_entry_lines(text)

@@ -4,6 +4,8 @@ from airflow_carbon import EnergyMeter
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
 from airflow_carbon.core.aggregate import hardware_used, totals
 
+pytestmark = pytest.mark.unit
+
 
 def _record(fake_gpu_config=None, location="CA-QC", task_id="train", try_number=1, status="success", host=None):
     with EnergyMeter(location=location) as meter:
@@ -42,7 +44,7 @@ def test_existing_entries(fake_gpu):
     added = combine(theirs, ours, "add", "DAG d")
     assert added["emissions"] == 15.0 and "added to an earlier figure of 5 g (CodeCarbon)" in added["source"]
     assert combine(added, ours, "add", "DAG d") == added  # re-running adds the earlier figure once, not twice
-    with pytest.raises(ValueError, match="from elsewhere \\(CodeCarbon: 5.0 g\\).*on_existing='replace'"):
+    with pytest.raises(ValueError, match=r"from elsewhere \(CodeCarbon: 5\.0 g\).*on_existing='replace'"):
         combine(theirs, ours, "fail", "DAG d")
 
 

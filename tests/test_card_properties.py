@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from airflow_carbon import CardError, edit_card_metadata
 
+pytestmark = pytest.mark.unit
+
 KEY = "co2_eq_emissions"
 EXAMPLES = int(os.environ.get("CARD_EXAMPLES", "400"))
 """Cards generated per run (CARD_EXAMPLES=6000 for a longer search; 12,000 passed when last tried)."""
@@ -130,8 +132,8 @@ def test_an_edit_changes_only_the_co2_entry_as_huggingface_hub_reads_it(card, co
         assert _others(after_card[0]) == _others(before_card[0]) and after_card[1] == before_card[1]
     assert new.startswith("\ufeff") == bom
     # the bytes that differ: a run in the old text that lies inside its co2 entry (or is empty)
-    prefix = next((i for i, (a, b) in enumerate(zip(text, new)) if a != b), min(len(text), len(new)))
-    suffix = next((i for i, (a, b) in enumerate(zip(reversed(text), reversed(new))) if a != b), min(len(text), len(new)))
+    prefix = next((i for i, (a, b) in enumerate(zip(text, new, strict=False)) if a != b), min(len(text), len(new)))
+    suffix = next((i for i, (a, b) in enumerate(zip(reversed(text), reversed(new), strict=False)) if a != b), min(len(text), len(new)))
     suffix = min(suffix, len(text) - prefix, len(new) - prefix)
     removed = (prefix, len(text) - suffix)
     if removed[0] < removed[1] and KEY in before_raw and co2_chars is not None:

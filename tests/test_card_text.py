@@ -2,6 +2,8 @@ import pytest
 
 from airflow_carbon.card.text import CardError, existing_co2, metadata, with_co2
 
+pytestmark = pytest.mark.unit
+
 CO2 = {"emissions": 12.5, "source": "airflow-carbon 0.1.0 (DAG d): GPU: NVML energy counters", "training_type": "fine-tuning",
        "geographical_location": "Quebec, Canada", "hardware_used": "2 x NVIDIA H200"}
 
@@ -82,7 +84,7 @@ def test_real_card_shapes_keep_what_huggingface_hub_reads_and_every_other_byte(c
     assert after_meta["co2_eq_emissions"] == CO2
     assert _others(after_meta) == _others(before_meta) and after_body == before_body
     if "co2_eq_emissions" not in card:  # nothing removed: the new text is the old one with lines inserted
-        prefix = next((i for i, (a, b) in enumerate(zip(card, new)) if a != b), len(card))
+        prefix = next((i for i, (a, b) in enumerate(zip(card, new, strict=False)) if a != b), len(card))
         assert new.endswith(card[prefix:]) and new.startswith(card[:prefix])
     if kept:
         assert kept in new

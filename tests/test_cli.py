@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from airflow_carbon import load_record
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "airflow_carbon", "measure"]
@@ -52,7 +53,7 @@ def test_measures_the_gpu_of_a_child_process(fake_gpu):
 
 def test_without_an_nvidia_driver_gpu_energy_is_exactly_zero():
     env = {k: v for k, v in os.environ.items() if k not in ("FAKE_NVML_CONFIG", "LD_LIBRARY_PATH")}
-    result = subprocess.run(CLI + ["-l", "FR", "-o", "-", "--", "true"], capture_output=True, text=True, env=env, cwd=ROOT)
+    result = subprocess.run([*CLI, "-l", "FR", "-o", "-", "--", "true"], capture_output=True, text=True, env=env, cwd=ROOT)
     record = load_record(result.stdout)
     assert record["components"]["gpu"] == {"energy_kwh": 0.0, "method": "none"}
     assert not any("GPU" in w for w in record["warnings"])

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from carbon_testing import fake_nvml
+
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "tests" / "data" / "model_cards" / "Nkluge-correa__Aira__Aira-2-1B1.md"  # has CodeCarbon's co2 entry
 PLAIN = ROOT / "tests" / "data" / "model_cards" / "leliuga__cohere-configurations__typhoon-7B.md"  # blank line first
@@ -20,15 +24,17 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "airflow_carbon", *args], capture_output=True, text=True, cwd=ROOT, env=os.environ)
 
 
-@pytest.fixture
-def records(fake_gpu, tmp_path):
-    fake_gpu("count=1; power=const:250")
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """Two records of real `airflow-carbon measure` runs on the simulated GPU (read only: made once)."""
+    tmp = tmp_path_factory.mktemp("records")
     paths = []
-    for i in range(2):
-        path = tmp_path / f"try{i}.json"
-        run = _cli("measure", "--location", "FR", "-o", str(path), "--", sys.executable, "-c", "import time; time.sleep(0.3)")
-        assert run.returncode == 0, run.stderr
-        paths.append(path)
+    with fake_nvml.activate("count=1; power=const:250"):
+        for i in range(2):
+            path = tmp / f"try{i}.json"
+            run = _cli("measure", "--location", "FR", "-o", str(path), "--", sys.executable, "-c", "import time; time.sleep(0.3)")
+            assert run.returncode == 0, run.stderr
+            paths.append(path)
     return paths
 
 
@@ -96,4 +102,4 @@ def test_without_apply_the_yaml_is_printed_and_nothing_is_written(records, tmp_p
     grams = sum(json.loads(p.read_text())["emissions_g"] for p in records)
     assert co2["emissions"] == pytest.approx(grams, rel=1e-5) and co2["training_type"] == "pre-training"
     assert sorted(co2) == ["emissions", "geographical_location", "hardware_used", "source", "training_type"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["try0.json", "try1.json"]
+    assert not any(tmp_path.iterdir()) and sorted(p.name for p in records[0].parent.iterdir()) == ["try0.json", "try1.json"]

@@ -1,4 +1,4 @@
-"""airflow-carbon on a real CeleryExecutor cluster on this machine (tests/cluster): PostgreSQL metadata DB,
+"""airflow-carbon on a real CeleryExecutor cluster on this machine (carbon_testing.cluster): PostgreSQL metadata DB,
 Redis broker, api-server, scheduler, dag-processor, a worker on queue ``default`` (cpu-worker-1) and one on
 queue ``gpu`` (gpu-worker-1, simulated GPU at 300 W). The demo DAG (dags/carbon_training.py) and
 tests/dags_cluster/cluster_dags.py (a tracked task SIGKILLed in its first try) are triggered through the
@@ -25,11 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster import CPU_HOST, DEFAULT_QUEUE, GPU_HOST, GPU_QUEUE, ROOT, Cluster
-from dags_cluster.cluster_dags import CHECKPOINT_INTERVAL_S, RUN_S
-
 from airflow_carbon import validate_record
 from airflow_carbon.card.metadata import grams
+from carbon_testing import REPO as ROOT
+from carbon_testing.cluster import CPU_HOST, DEFAULT_QUEUE, GPU_HOST, GPU_QUEUE, Cluster
+
+pytestmark = pytest.mark.system
 
 HERE = Path(__file__).resolve().parent
 DEMO, KILLED = "carbon_training", "carbon_cluster_killed"
@@ -166,6 +167,8 @@ def test_records_come_from_tracked_tasks_only_and_name_the_gpu_host(runs, cluste
 
 
 def test_every_try_is_counted_the_killed_one_as_interrupted(runs, cluster):
+    from dags_cluster.cluster_dags import CHECKPOINT_INTERVAL_S, RUN_S  # a DAG file: imports Airflow, so not at collection
+
     for run in runs.values():
         for key, records in run.records.items():
             airflow_tries = [t["try_number"] for t in run.tries[key]]

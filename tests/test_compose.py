@@ -22,6 +22,8 @@ import yaml
 
 from airflow_carbon.provider import CONFIG_OPTIONS
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 CORE = ["airflow_carbon", "airflow_carbon.core.meter", "airflow_carbon.cli", "airflow_carbon.core.record", "airflow_carbon.core.intensity",
         "airflow_carbon.core.aggregate", "airflow_carbon.core.export", "airflow_carbon.ui.charts", "airflow_carbon.ui.format"]
 FORBIDDEN = ("airflow", "huggingface_hub", "pandas", "pynvml", "fastapi", "numpy")

@@ -2,6 +2,8 @@ import pytest
 
 from airflow_carbon.core.devices import DeviceRef, parse_visible_devices
 
+pytestmark = pytest.mark.unit
+
 
 def test_unset_means_every_gpu_and_empty_means_none():
     assert parse_visible_devices(None).all
@@ -38,5 +40,5 @@ def test_duplicate_entry_is_refused():
 
 def test_device_order():
     assert parse_visible_devices("0", "pci_bus_id").order == "PCI_BUS_ID"
-    with pytest.raises(ValueError, match="CUDA_DEVICE_ORDER='SLOWEST'.*FASTEST_FIRST, PCI_BUS_ID"):
+    with pytest.raises(ValueError, match=r"CUDA_DEVICE_ORDER='SLOWEST'.*FASTEST_FIRST, PCI_BUS_ID"):
         parse_visible_devices("0", "SLOWEST")

@@ -4,6 +4,8 @@ import pytest
 
 from airflow_carbon.core.emissions import emissions_g, validate_pue
 
+pytestmark = pytest.mark.unit
+
 
 def test_grams_are_kwh_times_pue_times_intensity():
     assert emissions_g(2.0, 50.0, 1.2) == pytest.approx(120.0)

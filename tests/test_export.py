@@ -26,6 +26,8 @@ from airflow_carbon import EnergyMeter, load_record, validate_record
 from airflow_carbon.core.export import CODECARBON_COLUMNS, CODECARBON_VERSION, codecarbon_location, codecarbon_rows, records_csv
 from airflow_carbon.core.intensity import known_locations, lookup_location
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 TZ = "XST-5:30"  # a POSIX zone string (UTC+5:30), so no tzdata is needed
 GPU = "count=1; power=const:200"  # the simulated GPU reports 29 % utilisation: 100 x 200 W / 700 W limit
@@ -95,7 +97,7 @@ def _export_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
 def both(tmp_path_factory):
     """CodeCarbon's files, our records (CLI first, then one Airflow-style record per place) and our CSV,
     exported by `airflow-carbon export` in the same zone."""
-    import fake_nvml
+    from carbon_testing import fake_nvml
 
     tmp = tmp_path_factory.mktemp("export")
     gpu = fake_nvml.activate(GPU)
@@ -112,12 +114,12 @@ def both(tmp_path_factory):
     assert result.returncode == 0, result.stderr
     ours = pd.read_csv(tmp / "emissions.csv")
     return {"theirs": theirs, "windows": windows, "records": records, "ours": ours, "csv": (tmp / "emissions.csv").read_bytes(),
-            "rows": dict(zip(["cli", *PLACES], (r for _, r in ours.iterrows())))}
+            "rows": dict(zip(["cli", *PLACES], (r for _, r in ours.iterrows()), strict=True))}
 
 
 def test_the_columns_are_the_installed_codecarbons(both):
     assert codecarbon.__version__ == CODECARBON_VERSION, "CodeCarbon changed: check EmissionsData and file.py again"
-    assert CODECARBON_COLUMNS == [f.name for f in dataclasses.fields(EmissionsData)]
+    assert [f.name for f in dataclasses.fields(EmissionsData)] == CODECARBON_COLUMNS
     for frame in both["theirs"].values():
         assert list(frame.columns) == CODECARBON_COLUMNS == list(both["ours"].columns)
 
@@ -146,7 +148,7 @@ def test_timestamps_are_local_time_as_codecarbon_writes_them(both):
         utc = pd.Timestamp(frame["timestamp"][0]) - offset
         start, end = (pd.Timestamp(t, unit="s") for t in both["windows"][key])
         assert start.floor("s") <= utc <= end, f"CodeCarbon's {key} timestamp is not local time"
-    for record, stamp in zip(both["records"], both["ours"]["timestamp"]):  # ours: the record's end
+    for record, stamp in zip(both["records"], both["ours"]["timestamp"], strict=True):  # ours: the record's end
         ended = pd.Timestamp(record["ended_at"]).tz_convert(None)
         assert pd.Timestamp(stamp) == (ended + offset).floor("s")
 

@@ -1,4 +1,4 @@
-"""The fake libnvidia-ml.so.1 (tests/fake_nvml) seen through the real pynvml."""
+"""The fake libnvidia-ml.so.1 (carbon_testing.fake_nvml) seen through the real pynvml."""
 
 import json
 import math
@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-try:
-    from fake_nvml import ENV_VAR, LIB_NAME, activate, build, deactivate
-except ImportError:  # tests/ imported as a package
-    from tests.fake_nvml import ENV_VAR, LIB_NAME, activate, build, deactivate
+from carbon_testing.fake_nvml import ENV_VAR, LIB_NAME, activate, build
+
+pytestmark = pytest.mark.unit
 
 pynvml = pytest.importorskip("pynvml")
 
@@ -186,7 +185,7 @@ def test_mig_enumeration(fake):
     assert all(u.startswith("MIG-") for u in uuids) and len(set(uuids)) == 3
     gpu_uuids = {pynvml.nvmlDeviceGetUUID(g) for g in (g0, g1)}
     assert not gpu_uuids & set(uuids)
-    for m, u in zip(migs, uuids):
+    for m, u in zip(migs, uuids, strict=True):
         assert pynvml.nvmlDeviceIsMigDeviceHandle(m).value == 1
         assert pynvml.nvmlDeviceGetName(m) == "NVIDIA H200 MIG 1g.18gb"
         parent = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(m)

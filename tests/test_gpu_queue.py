@@ -6,6 +6,8 @@ from __future__ import annotations
 import pendulum
 import pytest
 
+pytestmark = pytest.mark.airflow
+
 
 @pytest.fixture
 def gpu_queue(monkeypatch):

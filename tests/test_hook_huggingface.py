@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.airflow
+
 
 def test_the_connection_type_is_registered_with_its_form():
     from airflow.providers_manager import ProvidersManager

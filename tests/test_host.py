@@ -10,6 +10,8 @@ import pytest
 from airflow_carbon.core.host import HostWindow
 from airflow_carbon.core.units import J_PER_KWH
 
+pytestmark = pytest.mark.unit
+
 
 def _zone(root, name, zone_name, energy_uj, max_uj):
     zone = root / name

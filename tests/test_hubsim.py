@@ -1,10 +1,14 @@
 """The Hub simulator answers the real huggingface_hub client as the Hub does."""
 
+from pathlib import Path
+
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
 
-from hubsim import STALE_PARENT, FakeHub
+from carbon_testing.hubsim import STALE_PARENT, FakeHub
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ def test_reads_commits_and_pull_requests(hub, tmp_path):
     head = api.model_info("org/model").sha
     assert head == hub.head("org/model")
     path = api.hf_hub_download("org/model", "README.md", revision=head, cache_dir=tmp_path)
-    assert open(path, "rb").read() == b"---\nlicense: mit\n---\nhi\n"
+    assert Path(path).read_bytes() == b"---\nlicense: mit\n---\nhi\n"
     with pytest.raises(RemoteEntryNotFoundError):
         api.hf_hub_download("org/model", "missing.md", revision=head, cache_dir=tmp_path)
     with pytest.raises(RepositoryNotFoundError):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 PACKAGE = Path(__file__).resolve().parents[1] / "airflow_carbon"
 AIRFLOW_LAYER = ("airflow", "fastapi", "starlette", "sqlalchemy", "jinja2")
 
@@ -35,7 +37,7 @@ def _ours(names: set[str]) -> set[str]:
 def test_the_core_imports_only_the_core_and_no_airflow(path):
     names = _imports(path)
     assert _ours(names) <= {n for n in _ours(names) if n.startswith("airflow_carbon.core") or n == "airflow_carbon._version"}
-    assert not {n for n in names if n.split(".")[0] in AIRFLOW_LAYER + ("huggingface_hub",)}
+    assert not {n for n in names if n.split(".")[0] in (*AIRFLOW_LAYER, "huggingface_hub")}
 
 
 @pytest.mark.parametrize("path", _modules("card"), ids=lambda p: p.name)

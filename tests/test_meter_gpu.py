@@ -8,6 +8,8 @@ import pytest
 
 from airflow_carbon import EnergyMeter, MeterWarning, validate_record
 
+pytestmark = pytest.mark.unit
+
 
 def _window(meter: EnergyMeter, seconds: float, work=None):
     """Measure ``seconds`` of (simulated) GPU work; returns the record and the inner/outer time brackets."""
@@ -36,7 +38,7 @@ def test_counter_energy_is_exact_to_the_millijoule(fake_gpu):
 def test_sampled_energy_tracks_a_bursty_load_without_aliasing(fake_gpu):
     # 100/400 W on/off every 0.15 s: a fixed 100 ms grid would read it as 300 W (+20 %).
     gpu = fake_gpu("count=1; counter=0; cc=6.0; name=Tesla P100-PCIE-16GB; power=square:100:400:0.3")
-    record, inner, outer = _window(EnergyMeter(location="FR"), 2.0)
+    record, inner, _ = _window(EnergyMeter(location="FR"), 2.0)
     entry = record["gpus"][0]
     truth = gpu.true_energy_j(0, *inner)
     assert entry["method"] == "sampled" and entry["name"] == "Tesla P100-PCIE-16GB"
@@ -46,7 +48,7 @@ def test_sampled_energy_tracks_a_bursty_load_without_aliasing(fake_gpu):
 
 
 def test_sampled_mode_can_be_forced_on_a_gpu_with_a_counter(fake_gpu):
-    gpu = fake_gpu("count=1; power=const:250")
+    fake_gpu("count=1; power=const:250")
     record, _, _ = _window(EnergyMeter(gpu_energy="sampled", g_per_kwh=0), 0.5)
     assert record["gpus"][0]["method"] == "sampled"
     # constant power: the truth over the meter's own window, whatever the machine's load did to its edges
@@ -111,9 +113,8 @@ def test_a_mig_slice_is_measured_on_its_parent_and_says_so(fake_gpu):
 def test_nvml_unavailable_leaves_gpu_energy_missing_and_the_task_untouched(fake_gpu):
     fake_gpu("unavailable=1")
     meter = EnergyMeter(g_per_kwh=100)
-    with pytest.warns(MeterWarning, match="GPU energy is missing"):
-        with meter:
-            result = sum(range(1000))
+    with pytest.warns(MeterWarning, match="GPU energy is missing"), meter:
+        result = sum(range(1000))
     assert result == 499500
     record = validate_record(meter.record)
     assert record["components"]["gpu"] == {"energy_kwh": None, "method": "missing"}
@@ -147,9 +148,8 @@ def test_counter_going_backwards_falls_back_to_sampled_power(fake_gpu):
 def test_the_measured_codes_exception_propagates_and_the_record_is_kept(fake_gpu):
     fake_gpu("count=1; power=const:100")
     meter = EnergyMeter(g_per_kwh=100)
-    with pytest.raises(ZeroDivisionError):
-        with meter:
-            1 / 0
+    with pytest.raises(ZeroDivisionError), meter:
+        raise ZeroDivisionError("the measured code fails")
     assert validate_record(meter.record)["gpus"][0]["method"] == "counter"
 
 

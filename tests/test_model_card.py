@@ -8,10 +8,12 @@ import io
 import json
 
 import pytest
-from airflow_helpers import xcom_value
 import yaml
 
 from airflow_carbon.card.text import existing_co2
+from airflow_helpers import xcom_value
+
+pytestmark = pytest.mark.airflow
 
 
 def _publish_result(run):
@@ -55,7 +57,6 @@ def test_the_existing_card_is_kept_and_a_rerun_rewrites_the_same_value(airflow_d
     assert first.startswith("---\r\nlicense: mit\r\nbase_model: org/base  # from the hub\r\nco2_eq_emissions:\r\n")
     assert first.endswith("---\r\n\r\n# My model\r\n\r\nSome *text*.\r\n")
     # the same run's publisher runs again (Airflow retry or clear): same value, not added to itself
-    from airflow.utils.session import create_session
 
     from airflow_carbon.operators.model_card import PublishModelCardOperator
 

@@ -1,4 +1,4 @@
-"""PublishModelCardOperator against a local server that speaks the Hub's API (tests/hubsim), through
+"""PublishModelCardOperator against a local server that speaks the Hub's API (carbon_testing.hubsim), through
 the real huggingface_hub client over real HTTP, in real DAG runs (dag.test())."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow_helpers import xcom_value
 
 from airflow_carbon.card.text import existing_co2
+from airflow_helpers import xcom_value
+
+pytestmark = pytest.mark.airflow
 
 TOKEN = "hf_test_write_token_5f3a9c"
 CARD = "---\nlicense: apache-2.0\ntags:\n- llm\n---\n\n# org/model\n\nTrained by a pipeline.\n"
@@ -16,7 +18,7 @@ CARD = "---\nlicense: apache-2.0\ntags:\n- llm\n---\n\n# org/model\n\nTrained by
 
 @pytest.fixture
 def hub(monkeypatch):
-    from hubsim import FakeHub
+    from carbon_testing.hubsim import FakeHub
 
     with FakeHub() as server:
         url = server.url
@@ -93,7 +95,7 @@ def test_hub_errors_fail_the_task_and_leave_the_card(airflow_dags, fake_gpu, hub
     assert _run(airflow_dags, "carbon_card_hub", "org/model").state == "failed"
     assert hub.file("org/model", "README.md").decode() == CARD
     out, err = capfd.readouterr()
-    assert fault["message"] in out + err, [l for l in (out + err).splitlines() if "rror" in l][-12:]
+    assert fault["message"] in out + err, [line for line in (out + err).splitlines() if "rror" in line][-12:]
 
 
 def test_a_hub_timeout_fails_the_task_and_leaves_the_card(airflow_dags, fake_gpu, hub, capfd):

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- the table --------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_every_option_is_documented_with_its_unit_and_a_real_example(option):
     assert option.doc and "\n" not in option.doc and not option.doc.endswith(".")
@@ -48,12 +49,14 @@ def test_every_option_is_documented_with_its_unit_and_a_real_example(option):
         assert validate(option, option.default) == option.default
 
 
+@pytest.mark.unit
 def test_the_names_are_unique_and_the_places_known():
     assert len({o.name for o in OPTIONS}) == len(OPTIONS)
     assert set().union(*(o.where for o in OPTIONS)) == set(PLACES)
     assert all(o.cli[0].startswith("--") for o in options_in("cli"))
 
 
+@pytest.mark.unit
 def test_messages_name_the_option_the_value_and_what_is_accepted():
     with pytest.raises(OptionError) as err:
         validate("pue", 0.5)
@@ -74,6 +77,7 @@ def test_messages_name_the_option_the_value_and_what_is_accepted():
         parse_config({"auto_track": "maybe"})
 
 
+@pytest.mark.unit
 def test_a_location_is_known_or_named_beside_an_explicit_intensity():
     from airflow_carbon import UnknownLocationError
 
@@ -87,6 +91,7 @@ def test_a_location_is_known_or_named_beside_an_explicit_intensity():
 # -- what is generated from it ------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_readme_has_the_generated_table():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- options:start -->\n(.*?)<!-- options:end -->", text, re.DOTALL)
@@ -95,6 +100,7 @@ def test_the_readme_has_the_generated_table():
     assert text.count("<!-- options:start -->") == 1
 
 
+@pytest.mark.airflow
 def test_the_provider_config_section_is_the_tables_config_options():
     from airflow.providers_manager import ProvidersManager
 
@@ -112,12 +118,14 @@ def test_the_provider_config_section_is_the_tables_config_options():
     assert ProvidersManager().providers["airflow-carbon"].data["config"] == get_provider_info()["config"]
 
 
+@pytest.mark.unit
 def test_importing_the_provider_metadata_stays_cheap():
     code = "import sys, json, airflow_carbon.provider; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
     assert not loaded & {"airflow", "pynvml", "huggingface_hub", "fastapi"}
 
 
+@pytest.mark.unit
 def test_carbon_settings_has_a_field_per_task_and_config_option():
     from airflow_carbon.settings import LISTENER_OPTIONS, CarbonSettings
 
@@ -125,12 +133,13 @@ def test_carbon_settings_has_a_field_per_task_and_config_option():
     assert [(f.name, f.default) for f in fields(CarbonSettings)] == [(o.name, o.default) for o in expected]
 
 
+@pytest.mark.airflow
 def test_the_operators_take_the_tables_task_options_and_document_them():
     from airflow_carbon import CarbonOperator, CarbonTrackingMixin
     from airflow_carbon.decorators.carbon import carbon_task
     from airflow_carbon.operators.carbon import TASK_OPTIONS, TEMPLATED_OPTIONS
 
-    assert TASK_OPTIONS == tuple(o.name for o in options_in("task"))
+    assert tuple(o.name for o in options_in("task")) == TASK_OPTIONS
     signature = inspect.signature(CarbonTrackingMixin.__init__).parameters.values()
     assert [(p.name, p.default) for p in signature if p.kind is p.KEYWORD_ONLY] == [(name, None) for name in TASK_OPTIONS]
     assert set(TEMPLATED_OPTIONS) >= {"location", "g_per_kwh"}
@@ -141,6 +150,7 @@ def test_the_operators_take_the_tables_task_options_and_document_them():
     assert {name: getattr(op.carbon_settings, name) for name in TASK_OPTIONS} == examples
 
 
+@pytest.mark.unit
 def test_the_meter_takes_the_tables_meter_options_with_their_defaults():
     from airflow_carbon import EnergyMeter
 
@@ -151,6 +161,7 @@ def test_the_meter_takes_the_tables_meter_options_with_their_defaults():
         assert line in EnergyMeter.__doc__
 
 
+@pytest.mark.unit
 def test_the_cli_flags_are_the_tables_cli_options():
     from airflow_carbon.cli import _parser
 
@@ -175,7 +186,8 @@ def _cases():
             values += [(o.high, True), (o.high * 2, False)]
         for place in sorted(o.where):
             for value, ok in values:
-                yield pytest.param(o, place, value, ok, id=f"{o.name}-{place}-{value}-{'ok' if ok else 'refused'}")
+                tier = pytest.mark.airflow if place in ("task", "config") else pytest.mark.unit  # an operator, Airflow's conf
+                yield pytest.param(o, place, value, ok, id=f"{o.name}-{place}-{value}-{'ok' if ok else 'refused'}", marks=tier)
 
 
 def _apply(option, place, value, monkeypatch, capsys):
@@ -220,6 +232,7 @@ def test_the_same_bounds_everywhere(option, place, value, ok, monkeypatch, capsy
     assert "expected a number" in str(got)
 
 
+@pytest.mark.unit
 def test_the_interval_bounds_are_the_tables():
     assert (OPTION["sampling_interval_s"].low, OPTION["sampling_interval_s"].high) == (0.001, 60)
     assert (OPTION["checkpoint_interval_s"].low, OPTION["checkpoint_interval_s"].high) == (0.1, 86_400)
@@ -228,6 +241,7 @@ def test_the_interval_bounds_are_the_tables():
 # -- the [carbon] section -------------------------------------------------------------------------------
 
 
+@pytest.mark.airflow
 def test_a_bad_configured_value_is_an_import_error_naming_it(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -237,6 +251,7 @@ def test_a_bad_configured_value_is_an_import_error_naming_it(monkeypatch):
     assert "[carbon] pue = '0' is invalid; expected a number >= 1.0" in error
 
 
+@pytest.mark.airflow
 @pytest.mark.parametrize(
     "option, text, message",
     [
@@ -255,6 +270,7 @@ def test_no_configured_value_falls_back_to_a_default(monkeypatch, option, text, 
     assert message in str(err.value)
 
 
+@pytest.mark.airflow
 def test_empty_configured_text_is_the_default_and_the_listener_reads_the_table(monkeypatch):
     from airflow_carbon.settings import CarbonSettings, auto_track_filter
 
@@ -273,6 +289,7 @@ def test_empty_configured_text_is_the_default_and_the_listener_reads_the_table(m
 # -- templates: checked once rendered, everything else when the DAG is parsed ------------------------------
 
 
+@pytest.mark.airflow
 def test_a_template_waits_for_rendering_and_everything_else_is_checked_at_parse_time():
     from airflow.sdk import DAG, task
 
@@ -280,11 +297,11 @@ def test_a_template_waits_for_rendering_and_everything_else_is_checked_at_parse_
 
     op = CarbonOperator(task_id="t", python_callable=print, location="{{ params.region }}", pue="{{ var.value.pue }}")
     assert (op.location, op.pue) == ("{{ params.region }}", "{{ var.value.pue }}")  # rendered by Airflow, in place
-    with pytest.raises(ValueError, match="pue=0.5 is invalid"):
+    with pytest.raises(ValueError, match=r"pue=0\.5 is invalid"):
         CarbonOperator(task_id="t", python_callable=print, location="{{ params.region }}", pue=0.5)
     with DAG("mapped", schedule=None):
         CarbonOperator.partial(task_id="ok", python_callable=print, location="{{ params.region }}").expand(op_args=[[1]])
-        with pytest.raises(ValueError, match="checkpoint_interval_s=0.01 is invalid"):
+        with pytest.raises(ValueError, match=r"checkpoint_interval_s=0\.01 is invalid"):
             CarbonOperator.partial(task_id="bad", python_callable=print, checkpoint_interval_s=0.01).expand(op_args=[[1]])
 
         @task.carbon(location="Frnace")
@@ -295,6 +312,7 @@ def test_a_template_waits_for_rendering_and_everything_else_is_checked_at_parse_
             train.expand(x=[1])  # a mapped task's __init__ runs on the worker only: checked here instead
 
 
+@pytest.mark.airflow
 def test_templated_options_join_the_operators_own_template_fields():
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.python import PythonOperator

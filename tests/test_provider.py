@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.airflow
+
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -89,8 +91,9 @@ def test_importing_the_plugin_loads_no_ui_hub_or_nvml():
 
 
 def test_the_supported_airflow_versions_are_stated_once_and_honestly():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     from airflow_carbon.version_compat import AIRFLOW_VERSION, MIN_AIRFLOW_VERSION
 

@@ -5,6 +5,8 @@ import pytest
 
 from airflow_carbon import EnergyMeter, RecordError, load_record, validate_record
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def record():

@@ -32,6 +32,8 @@ from airflow_carbon.core.record import (
     validate_record,
 )
 
+pytestmark = pytest.mark.unit
+
 _SCALARS = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null", dict: "object"}
 
 

@@ -1,5 +1,9 @@
+import pytest
+
 from airflow_carbon import EnergyMeter
 from airflow_carbon.core.report import records_table
+
+pytestmark = pytest.mark.unit
 
 
 def _record(task_id, map_index, try_number, status):

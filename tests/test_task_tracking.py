@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from airflow_carbon import validate_record
-from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.core.aggregate import task_summary
+from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.task_tracking import TaskTracker
 from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
+
+pytestmark = pytest.mark.airflow
 
 
 class _Store:

@@ -1,4 +1,4 @@
-"""The UI plugin through a real ``airflow api-server`` (tests/ui_server.py): authentication, DAG-level
+"""The UI plugin through a real ``airflow api-server`` (carbon_testing.ui_server): authentication, DAG-level
 access, the figures of every view against the records real dag.test() runs left in the metadata DB,
 CSV/JSON downloads, escaping. The same views in Chromium, inside Airflow's UI: test_ui_browser.py."""
 
@@ -15,6 +15,8 @@ from urllib.parse import quote
 import pytest
 
 from conftest import HOSTILE
+
+pytestmark = pytest.mark.airflow
 
 
 def _records(dag_id: str, run_id: str) -> list[dict]:

@@ -1,5 +1,5 @@
 """The carbon UI as a person sees it: Chromium (Playwright) inside Airflow's own React UI, served by the
-real ``airflow api-server`` of the ``ui`` fixture (tests/ui_server.py). A user signs in on Airflow's
+real ``airflow api-server`` of the ``ui`` fixture (carbon_testing.ui_server). A user signs in on Airflow's
 login page, opens "Carbon emissions" from the Browse menu and follows the pages' own links into the DAG,
 run and task instance tabs; every figure shown is checked against the records the dag.test() runs left
 in the metadata DB. The run's CSV is downloaded through the Airflow page; a user limited to one DAG and
@@ -12,6 +12,7 @@ The same views over plain HTTP: test_ui.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -19,20 +20,21 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import Browser, BrowserContext, FrameLocator, Locator, Page, expect  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, FrameLocator, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import HOSTILE  # noqa: E402
-from ui_server import PASSWORDS  # noqa: E402
+from carbon_testing.ui_server import PASSWORDS
+from conftest import HOSTILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium")
@@ -45,7 +47,10 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 NOT_FOUND = "no such DAG, run or task, or you may not read it"
 CARD, MAPPED = "carbon_card_local", "carbon_mapped"
 
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"no Chromium at {CHROMIUM} (make setup installs Debian's)")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"no Chromium at {CHROMIUM} (make setup installs Debian's)"),
+]
 
 expect.set_options(timeout=30_000)  # Airflow's UI builds the plugin tabs after fetching the plugin list
 
@@ -74,7 +79,7 @@ def _every_run() -> dict[tuple[str, str], list[dict[str, Any]]]:
         try:
             validate_record(record)
             return True
-        except Exception:  # noqa: BLE001 - RecordError; anything the schema refuses
+        except Exception:  # broad on purpose: RecordError, anything the schema refuses
             return False
 
     with create_session() as session:
@@ -224,10 +229,8 @@ class _Screenshots:
 
     def take(self, view: str) -> None:
         self.page.mouse.move(VIEWPORT["width"] - 4, VIEWPORT["height"] - 4)  # no hover effect on a link or bar
-        try:
+        with contextlib.suppress(PlaywrightTimeout):  # a page that polls: capture it as it is
             self.page.wait_for_load_state("networkidle", timeout=10_000)  # Airflow's own panels filled in
-        except PlaywrightTimeout:
-            pass  # a page that polls: capture it as it is
         path = self.folder / f"{view}-{self.theme}.png"
         self.page.screenshot(path=path)
         self.taken.append(path)

@@ -6,7 +6,10 @@ import re
 
 import pytest
 
-from airflow_carbon.ui import charts, format as fmt
+from airflow_carbon.ui import charts
+from airflow_carbon.ui import format as fmt
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("grams, shown", [

@@ -642,7 +642,9 @@ def _ccf_value(raw: str, label: str, notes: list[str]) -> float:
     return float(text) * T_PER_KWH_TO_G_PER_KWH
 
 
-def _ccf_candidate(provider: str, region: str, display: str, cloud: str, place: str, country: str, row: dict, notes: list[str], aliases: list[str]) -> Candidate:
+def _ccf_candidate(
+    provider: str, region: str, display: str, cloud: str, place: str, country: str, row: dict, notes: list[str], aliases: list[str]
+) -> Candidate:
     """One Cloud Carbon Footprint row (metric t CO2e/kWh) as a table candidate (gCO2e/kWh)."""
     src = row["Source"].strip()
     g = _ccf_value(row["CO2e (metric ton/kWh)"], f"{provider} {display}", notes)

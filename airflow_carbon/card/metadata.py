@@ -88,7 +88,9 @@ def combine(existing: dict[str, Any], ours: dict[str, Any], on_existing: str, or
         try:
             earlier_g = float(existing.get("emissions", 0))
         except (TypeError, ValueError):
-            raise ValueError(f"the card's co2_eq_emissions.emissions is {existing.get('emissions')!r}, not a number of grams; cannot add to it") from None
+            raise ValueError(
+                f"the card's co2_eq_emissions.emissions is {existing.get('emissions')!r}, not a number of grams; cannot add to it"
+            ) from None
         return _added(ours, earlier_g, source or "unknown source")
     raise ValueError(
         f"the card already has co2_eq_emissions from elsewhere ({source or 'no source given'}: "

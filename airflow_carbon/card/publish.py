@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from airflow_carbon.card.text import CardError, existing_co2, with_co2
 
@@ -114,7 +115,9 @@ def publish_hub(
             response = getattr(cause, "response", None)
             hub_says = response.headers.get("X-Error-Message") if response is not None else None
             detail = f"{cause or exc}" + (f" (the Hub says: {hub_says})" if hub_says else "")
-            raise HubReadError(f"could not read {README} of {repo_id} at {head} from {endpoint}: {detail}; the card was not changed") from exc
+            raise HubReadError(
+                f"could not read {README} of {repo_id} at {head} from {endpoint}: {detail}; the card was not changed"
+            ) from exc
     co2 = make_co2(existing_co2(text))
     new = with_co2(text, co2)
     if new == text and not exports:

@@ -162,7 +162,7 @@ def _edits(content: str, block: re.Match[str], co2: dict[str, Any]) -> list[str]
     flow = root is not None and bool(events[root].flow_style)
     newline = _line_end_at(content, block.start(1) + block.group(1).index("---") + 3)  # the opening fence's
     keys = [
-        (k, v) for (k, _), v in zip(pairs[0::2], pairs[1::2])
+        (k, v) for (k, _), v in zip(pairs[0::2], pairs[1::2], strict=True)
         if isinstance(events[k], yaml.ScalarEvent) and events[k].value == KEY
     ]
     if keys:  # replace the entry safe_load keeps (the last one), key text and all after it kept

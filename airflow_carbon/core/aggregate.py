@@ -8,7 +8,8 @@ object per task instance, flat keys), instead of decoding every try's full recor
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from airflow_carbon.core.record import COMPONENTS, Record, device_counts, format_hardware, sort_key
 from airflow_carbon.core.units import J_PER_KWH

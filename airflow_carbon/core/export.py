@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from airflow_carbon.core.intensity import location_entry
 from airflow_carbon.core.record import COMPONENTS, Record, device_counts, format_hardware

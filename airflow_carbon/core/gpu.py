@@ -9,6 +9,7 @@ end, and averaged (the utilisation CodeCarbon reports).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from airflow_carbon.core import nvml
@@ -63,7 +64,7 @@ class _Track:
 
 def integrate_j(samples: list[tuple[float, float]]) -> float:
     """Trapezoidal integral (J) of (time s, power W) samples in time order."""
-    return sum((t1 - t0) * (p0 + p1) / 2.0 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
+    return sum((t1 - t0) * (p0 + p1) / 2.0 for (t0, p0), (t1, p1) in itertools.pairwise(samples))
 
 
 class GpuWindow:
@@ -134,7 +135,7 @@ class GpuWindow:
     def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[GpuEntry], list[str]]:
         entries: list[GpuEntry] = []
         warnings: list[str] = []
-        for track, end in zip(self._tracks, end_mj):
+        for track, end in zip(self._tracks, end_mj, strict=True):
             entry, warning = self._finish(track, end, duration_s)
             entries.append(entry)
             warnings.extend(warning)

@@ -18,14 +18,15 @@ by the kernel in this process's children times), so a task that launches ``torch
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import platform
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_carbon.core.record import Component
 from airflow_carbon.core.options import OPTION
+from airflow_carbon.core.record import Component
 from airflow_carbon.core.units import BYTES_PER_GB, j_to_kwh, uj_to_j
 
 DEFAULT_CPU_W_PER_CORE: float = OPTION["cpu_w_per_core"].default
@@ -288,4 +289,4 @@ def _time_mean(samples: list[tuple[float, int]]) -> float:
     span = samples[-1][0] - samples[0][0]
     if span <= 0:
         return sum(v for _, v in samples) / len(samples)
-    return sum((t1 - t0) * (v0 + v1) / 2.0 for (t0, v0), (t1, v1) in zip(samples, samples[1:])) / span
+    return sum((t1 - t0) * (v0 + v1) / 2.0 for (t0, v0), (t1, v1) in itertools.pairwise(samples)) / span

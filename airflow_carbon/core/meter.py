@@ -11,8 +11,9 @@ import math
 import os
 import time
 import warnings as _warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from airflow_carbon._version import __version__
 from airflow_carbon.core import host as _host

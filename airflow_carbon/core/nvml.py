@@ -7,8 +7,9 @@ Every pynvml error leaves here as :class:`NvmlError`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from airflow_carbon.core.devices import VisibleDevices
 

@@ -30,7 +30,8 @@ upgrade airflow-carbon.
 import functools
 import json
 from collections import Counter
-from typing import Any, Callable, Iterable, Literal, Mapping, NotRequired, TypedDict, get_args
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 SCHEMA_VERSION = 1
 """The version of the records this package writes, and the newest it reads."""

@@ -6,8 +6,9 @@ the line and the field. Pure: no Airflow.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from airflow_carbon.core.record import Record, RecordError, load_record
 

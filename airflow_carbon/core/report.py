@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from airflow_carbon.core.record import COMPONENTS, Component, Record, sort_key, task_label
 from airflow_carbon.core.units import J_PER_KWH
@@ -22,13 +22,15 @@ def records_table(records: Iterable[Record]) -> str:
     records = sorted(records, key=sort_key)
     for r in records:
         t, c = r["task"], r["components"]
-        rows.append((task_label(t), str(t["try_number"]), r.get("status", "?"), *(component_energy(c[k]) for k in COMPONENTS), f"{r['emissions_g']:.6g}"))
+        energies = (component_energy(c[k]) for k in COMPONENTS)
+        rows.append((task_label(t), str(t["try_number"]), r.get("status", "?"), *energies, f"{r['emissions_g']:.6g}"))
         total_kwh += r["energy_kwh"]
         total_g += r["emissions_g"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    line = lambda row: "  ".join(cell.ljust(w) if i < 6 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: E731
+    line = lambda row: "  ".join(cell.ljust(w) if i < 6 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))  # noqa: E731
     out = [line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
-    out.append(f"total: {len(records)} task tr{'y' if len(records) == 1 else 'ies'}, {total_kwh * J_PER_KWH:.1f} J ({total_kwh * 1000:.4f} Wh), {total_g:.6g} gCO2e")
+    out.append(f"total: {len(records)} task tr{'y' if len(records) == 1 else 'ies'}, "
+               f"{total_kwh * J_PER_KWH:.1f} J ({total_kwh * 1000:.4f} Wh), {total_g:.6g} gCO2e")
     for name, g, basis, source, method, pue in sorted({_intensity(r) for r in records}):
         out.append(f"intensity: {name}, {g:g} gCO2e/kWh ({basis}) [{method}: {source}], PUE {pue:g}")
     return "\n".join(out)

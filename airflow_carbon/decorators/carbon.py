@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attr
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, _TaskDecorator
@@ -17,7 +17,7 @@ class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
 
     # PythonOperator's; CarbonTrackingMixin.__init_subclass__ adds the templated task options
     template_fields: Sequence[str] = ("templates_dict", "op_args", "op_kwargs")
-    template_fields_renderers = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
     custom_operator_name: str = "@task.carbon"
 
     def __init__(self, *, python_callable: Callable, op_args: Any, op_kwargs: Any, **kwargs: Any) -> None:

@@ -38,7 +38,9 @@ class HuggingFaceHook(BaseHook):
         from airflow_carbon.provider import HUGGINGFACE_CONNECTION
 
         behaviour = HUGGINGFACE_CONNECTION["ui-field-behaviour"]
-        return {"hidden_fields": behaviour["hidden-fields"], "relabeling": behaviour["relabeling"], "placeholders": behaviour["placeholders"]}
+        return {
+            "hidden_fields": behaviour["hidden-fields"], "relabeling": behaviour["relabeling"], "placeholders": behaviour["placeholders"],
+        }
 
     def _connection(self) -> Any:
         try:

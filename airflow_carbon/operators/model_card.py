@@ -11,7 +11,8 @@ reaches logs, XCom or rendered fields.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator
 
@@ -65,7 +66,10 @@ class PublishModelCardOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if (repo_id is None) == (local_dir is None):
-            raise ValueError(f"give exactly one of repo_id (a Hub model repo, 'org/model') or local_dir (a folder); got repo_id={repo_id!r}, local_dir={local_dir!r}")
+            raise ValueError(
+                "give exactly one of repo_id (a Hub model repo, 'org/model') or local_dir (a folder); "
+                f"got repo_id={repo_id!r}, local_dir={local_dir!r}"
+            )
         if on_existing not in ON_EXISTING:
             raise ValueError(f"on_existing={on_existing!r} is invalid; expected one of {', '.join(ON_EXISTING)}")
         if if_no_records not in IF_NO_RECORDS:
@@ -121,6 +125,8 @@ class PublishModelCardOperator(BaseOperator):
                 self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
                 create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
             )
-        self.log.info("co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions)
+        self.log.info(
+            "co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions
+        )
         context["ti"].xcom_push(key=MODEL_CARD_XCOM_KEY, value=published.to_dict())
         return {**published.to_dict(), "totals": totals(records), "breakdown": breakdown(records)}

@@ -5,7 +5,7 @@ registers; the FastAPI app is built by the api-server on its first request."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -42,7 +42,7 @@ class CarbonPlugin(AirflowPlugin):
     """Registers airflow-carbon's listener, operator extra link and UI with Airflow."""
 
     name = "carbon"
-    listeners = [carbon_listener]
-    operator_extra_links = [CarbonEmissionsLink()]
-    fastapi_apps = [{"app": LazyCarbonApp(), "url_prefix": "/carbon", "name": "Carbon emissions"}]
+    listeners: ClassVar[list[Any]] = [carbon_listener]
+    operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": LazyCarbonApp(), "url_prefix": "/carbon", "name": "Carbon emissions"}]
     external_views = EXTERNAL_VIEWS

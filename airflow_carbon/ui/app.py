@@ -10,19 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
-
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from airflow_carbon.core.export import records_csv
 from airflow_carbon.core.record import COMPONENTS, task_label
-from airflow_carbon.ui import charts, format as fmt, views
+from airflow_carbon.ui import charts, views
+from airflow_carbon.ui import format as fmt
 from airflow_carbon.ui.views import BadParameter
 
 MOUNT = "/carbon"
@@ -184,8 +185,9 @@ def overview_page(request: Request, session: SessionDep, dag_ids: set[str] = Rea
     data = views.overview(session, dag_ids, period, sort, order)
     links = Links(request)
     days = data["days"]
+    tooltips = [f"{d['date']}: {fmt.emissions(d['emissions_g'])}, {fmt.energy(d['energy_kwh'])}" for d in days]
     chart = charts.bar_chart([(d["date"][5:], d["emissions_g"]) for d in days], fmt.emissions,
-                             title="Emissions per day (UTC)", tooltips=[f"{d['date']}: {fmt.emissions(d['emissions_g'])}, {fmt.energy(d['energy_kwh'])}" for d in days])
+                             title="Emissions per day (UTC)", tooltips=tooltips)
     return _page(request, "overview.html", data=data, chart=chart,
                  period_links=[(p, links.page("", period=p, sort=sort, order=order)) for p in views.PERIODS],
                  json_url=links.api("overview", period=period), csv_url=links.api("overview", period=period, download="csv"))
@@ -244,7 +246,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code in (401, 403):
         try:
             login = get_auth_manager().get_url_login()
-        except Exception:  # noqa: BLE001 - the page still says what is wrong
+        except Exception:  # broad on purpose: the page still says what is wrong
             login = None
     html = _templates().get_template("error.html").render(links=Links(request), status=exc.status_code, detail=exc.detail, login=login)
     return HTMLResponse(html, status_code=exc.status_code)

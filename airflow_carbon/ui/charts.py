@@ -6,8 +6,8 @@ Every label is escaped here; the SVG is returned as text for the page to include
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from html import escape
-from typing import Callable, Sequence
 
 WIDTH, HEIGHT = 760, 230
 """The charts' size in SVG user units (px at 100 %; the SVG scales to the page's width)."""
@@ -83,7 +83,7 @@ def stacked_bars(
     out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
     x = label_w
-    for i, (key, name) in enumerate(series):
+    for key, name in series:
         out.append(f'<rect class="seg seg-{escape(key)}" x="{x}" y="4" width="12" height="12"/>'
                    f'<text class="axis" x="{x + 16}" y="14">{escape(name)}</text>')
         x += 16 + 8 * len(name) + 18

@@ -53,7 +53,7 @@ def duration(seconds: float | None) -> str:
         return "n/a"
     if seconds < 60:
         return f"{_sig(seconds)} s"
-    minutes, s = divmod(int(round(seconds)), 60)
+    minutes, s = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {s} s"
     hours, m = divmod(minutes, 60)

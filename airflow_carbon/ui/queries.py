@@ -8,8 +8,9 @@ run's or a task instance's own page decodes full records (:func:`airflow_carbon.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any, Collection, Iterable
+from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
@@ -69,7 +70,9 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
     days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
     for row in per_day:
         sums = _row_sums(row, _ESTATE_SUMMED)
-        dag = dags.setdefault(row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "last_seen": None})
+        dag = dags.setdefault(
+            row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "last_seen": None}
+        )
         for k in _ESTATE_SUMMED:
             dag[k] += sums[k]
         dag["task_instances"] += row.task_instances

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
-from typing import Any, Collection
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from airflow_carbon.xcom import run_records
 from airflow_carbon.core.aggregate import task_summary, totals
 from airflow_carbon.core.record import COMPONENTS, Record, sort_key
 from airflow_carbon.ui import queries
+from airflow_carbon.xcom import run_records
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
 """Accepted ``period`` values: days back from now (None: all history)."""
@@ -60,7 +61,9 @@ def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> d
     runs = data["runs"]
     return {
         "dag_id": dag_id, "period": period, "limit": limit, "total_runs": data["total_runs"],
-        "totals": {k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "task_instances", "tries")},
+        "totals": {
+            k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "task_instances", "tries")
+        },
         "runs": runs,
     }
 

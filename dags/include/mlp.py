@@ -51,14 +51,18 @@ def train(x: np.ndarray, y: np.ndarray, hidden: int = 256, lr: float = 0.05, epo
     return {"loss": loss, "accuracy": float((predict(weights, x) == y).mean()), "weights": weights}
 
 
-def train_torch(x: np.ndarray, y: np.ndarray, hidden: int = 256, lr: float = 0.05, epochs: int = 8, batch: int = 256, seed: int = 0) -> dict:
+def train_torch(
+    x: np.ndarray, y: np.ndarray, hidden: int = 256, lr: float = 0.05, epochs: int = 8, batch: int = 256, seed: int = 0
+) -> dict:
     """The same model and SGD loop as :func:`train`, with PyTorch on the first CUDA GPU."""
     import torch
 
     torch.manual_seed(seed)
     device = torch.device("cuda")
     xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
-    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden, bias=False), torch.nn.ReLU(), torch.nn.Linear(hidden, int(y.max()) + 1, bias=False)).to(device)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], hidden, bias=False), torch.nn.ReLU(), torch.nn.Linear(hidden, int(y.max()) + 1, bias=False)
+    ).to(device)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr)
     loss = torch.tensor(0.0)
     for _ in range(epochs):
@@ -97,7 +101,8 @@ def main() -> None:
     t0 = time.monotonic()
     x, y = make_dataset()
     metrics = fit(x, y, hidden=args.hidden, epochs=args.epochs)
-    print(f"trained {args.epochs} epochs on {metrics['device']} in {time.monotonic() - t0:.1f} s: loss {metrics['loss']:.3f}, accuracy {metrics['accuracy']:.3f}")
+    print(f"trained {args.epochs} epochs on {metrics['device']} in {time.monotonic() - t0:.1f} s: "
+          f"loss {metrics['loss']:.3f}, accuracy {metrics['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

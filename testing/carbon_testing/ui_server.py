@@ -1,4 +1,5 @@
-"""A real ``airflow api-server`` on 127.0.0.1 for the UI tests, on the tests' metadata DB (SQLite).
+"""A real ``airflow api-server`` on 127.0.0.1 for the UI tests and the UI benchmark, on the caller's
+metadata DB (its AIRFLOW_HOME; SQLite in the tests).
 
 Users (SimpleAuthManager, see ui_auth.py): ``admin`` (admin) and ``alice`` (viewer, limited to the
 DAGs given as ``scope``). The server runs in its own process group and is stopped with it.
@@ -18,7 +19,6 @@ from typing import Any
 
 import httpx
 
-TESTS = Path(__file__).resolve().parent
 PASSWORDS = {"admin": "admin-pw", "alice": "alice-pw"}
 
 
@@ -37,8 +37,7 @@ class ApiServer:
         passwords.write_text(json.dumps(PASSWORDS))
         self.env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW__CORE__AUTH_MANAGER": "ui_auth.DagScopedSimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": "carbon_testing.ui_auth.DagScopedSimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,alice:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
@@ -48,7 +47,7 @@ class ApiServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._tokens: dict[str, str] = {}
 
-    def start(self, timeout_s: float = 120.0) -> "ApiServer":
+    def start(self, timeout_s: float = 120.0) -> ApiServer:
         airflow = Path(sys.executable).with_name("airflow")
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(

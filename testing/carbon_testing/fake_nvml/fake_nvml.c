@@ -6,7 +6,7 @@
  * The unmodified pynvml (nvidia-ml-py) and CodeCarbon load it as
  * "libnvidia-ml.so.1": preload it with RTLD_GLOBAL in the current process
  * (dlopen then matches the SONAME), or put its directory on LD_LIBRARY_PATH
- * for child processes.  tests/fake_nvml/__init__.py does both.
+ * for child processes.  carbon_testing/fake_nvml/__init__.py does both.
  *
  * CONFIGURATION: environment variable FAKE_NVML_CONFIG
  *   unset            -> no driver: every call returns DRIVER_NOT_LOADED (9)

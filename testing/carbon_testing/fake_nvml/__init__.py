@@ -4,7 +4,7 @@
 compiled into a fake ``libnvidia-ml.so.1`` which the real, unmodified
 ``pynvml`` and CodeCarbon load.  Typical use::
 
-    from tests.fake_nvml import activate
+    from carbon_testing.fake_nvml import activate
 
     with activate("count=2; power=square:100:300:0.2") as gpu:
         import pynvml
@@ -27,22 +27,23 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional, Union
 
-__all__ = ["build", "activate", "deactivate", "FakeGPU", "LIB_NAME", "ENV_VAR"]
+from .. import REPO
+
+__all__ = ["ENV_VAR", "LIB_NAME", "FakeGPU", "activate", "build", "deactivate"]
 
 LIB_NAME = "libnvidia-ml.so.1"
 ENV_VAR = "FAKE_NVML_CONFIG"
 _HERE = Path(__file__).resolve().parent
 _SOURCE = _HERE / "fake_nvml.c"
 _SMI_SCRIPT = _HERE / "nvidia-smi"
-DEFAULT_OUT = _HERE.parents[1] / "build" / "fake-nvml"
+DEFAULT_OUT = REPO / "build" / "fake-nvml"
 
-_lib: Optional[ctypes.CDLL] = None  # the preloaded library (one per process)
-_active: list["FakeGPU"] = []  # activation stack, for deactivate()
+_lib: ctypes.CDLL | None = None  # the preloaded library (one per process)
+_active: list[FakeGPU] = []  # activation stack, for deactivate()
 
 
-def build(out_dir: Optional[Path] = None) -> Path:
+def build(out_dir: Path | None = None) -> Path:
     """Compile the fake library and install the ``nvidia-smi`` wrapper.
 
     Into ``<repo>/build/fake-nvml/`` by default; the library is rebuilt only
@@ -131,7 +132,7 @@ class FakeGPU:
         """Trace power (W) of GPU ``index`` at time.monotonic() instant ``t``."""
         return self._lib.fake_nvml_power_w(index, t)
 
-    def counter_mj(self, index: int, t: float) -> Optional[int]:
+    def counter_mj(self, index: int, t: float) -> int | None:
         """Energy counter (mJ) GPU ``index`` reads at instant ``t``; None if unsupported."""
         v = self._lib.fake_nvml_counter_mj(index, t)
         return None if v < 0 else int(v)
@@ -146,18 +147,18 @@ class FakeGPU:
         if self in _active:
             _active.remove(self)
 
-    def __enter__(self) -> "FakeGPU":
+    def __enter__(self) -> FakeGPU:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.deactivate()
 
 
-def _config_value(config: Union[str, os.PathLike]) -> str:
+def _config_value(config: str | os.PathLike) -> str:
     return config if isinstance(config, str) else "@" + os.fspath(config)
 
 
-def activate(config: Union[str, os.PathLike] = "", out_dir: Optional[Path] = None) -> FakeGPU:
+def activate(config: str | os.PathLike = "", out_dir: Path | None = None) -> FakeGPU:
     """Build if needed, export the configuration and preload the library.
 
     ``config``: the configuration text, ``"@/path"``, or a path object (read

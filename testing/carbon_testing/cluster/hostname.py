@@ -1,7 +1,7 @@
 """``[core] hostname_callable`` for a cluster worker that cannot have a hostname of its own.
 
-Used only where ``unshare --uts`` is not permitted (tests/cluster picks it at start): each worker gets
-``AIRFLOW__CORE__HOSTNAME_CALLABLE=cluster.hostname.from_env`` and ``CARBON_CLUSTER_HOSTNAME``. Stdlib
+Used only where ``unshare --uts`` is not permitted (carbon_testing.cluster picks it at start): each worker gets
+``AIRFLOW__CORE__HOSTNAME_CALLABLE=carbon_testing.cluster.hostname.from_env`` and ``CARBON_CLUSTER_HOSTNAME``. Stdlib
 only: Airflow imports it in every worker and task process.
 """
 

@@ -12,7 +12,7 @@
   secret, CeleryExecutor, ``[carbon] gpu_queue = gpu``; a DAGs folder holding copies of ``dag_paths``;
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and two ``airflow celery worker``: one on
   queue ``default`` (host ``cpu-worker-1``), one on queue ``gpu`` (host ``gpu-worker-1``) with the
-  simulated GPU library (tests/fake_nvml) on its library path. Each worker runs under
+  simulated GPU library (carbon_testing.fake_nvml) on its library path. Each worker runs under
   ``unshare --uts`` with its own hostname, so ``socket.gethostname()`` differs; where unshare is not
   permitted, ``[core] hostname_callable`` reads the name from an environment variable instead
   (``distinct_hosts`` is then False: the records' ``host``, from socket.gethostname(), is this machine's).
@@ -21,13 +21,14 @@ Every process runs in its own session and logs to ``<tmp>/logs/<name>.log``; :me
 (also registered with atexit) ends each by process group (SIGTERM, then SIGKILL after a grace period),
 drops the database and flushes the Redis DB. Environment: ``CARBON_CLUSTER_KEEP=1`` keeps the temporary
 directory; ``CARBON_CLUSTER_OWN_SERVICES=1`` starts its own PostgreSQL and Redis even where servers are
-reachable; ``CARBON_CLUSTER_NO_UNSHARE=1`` uses the hostname_callable fallback even where unshare works. Stdlib only at import time (``cluster.hostname`` is imported by worker processes).
+reachable; ``CARBON_CLUSTER_NO_UNSHARE=1`` uses the hostname_callable fallback even where unshare works. Stdlib only at import time (``carbon_testing.cluster.hostname`` is imported by worker processes).
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import glob
 import json
 import os
@@ -43,18 +44,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, IO, Iterable, Optional
+from typing import IO, Any
 
-from ui_server import free_port
-
+from .. import fake_nvml
+from ..ui_server import free_port
 from .hostname import ENV_VAR as HOSTNAME_ENV_VAR
 
-__all__ = ["Cluster", "ClusterError", "HTTPError", "GPU_HOST", "CPU_HOST", "GPU_QUEUE", "DEFAULT_QUEUE"]
+__all__ = ["CPU_HOST", "DEFAULT_QUEUE", "GPU_HOST", "GPU_QUEUE", "Cluster", "ClusterError", "HTTPError"]
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = VENV_BIN / "airflow"
 
@@ -128,7 +128,7 @@ class Cluster:
     """A CeleryExecutor cluster serving ``dag_paths`` (files or folders copied into its DAGs folder).
 
     ``dag_ids``: DAGs start() waits for (parsed and visible in the REST API). ``gpu_config``: the
-    simulated GPU of the gpu worker (tests/fake_nvml syntax). ``concurrency``: per worker.
+    simulated GPU of the gpu worker (carbon_testing.fake_nvml syntax). ``concurrency``: per worker.
     ``extra_env``: added to every process's environment.
     """
 
@@ -139,7 +139,7 @@ class Cluster:
         *,
         gpu_config: str = DEFAULT_GPU_CONFIG,
         concurrency: int = 2,
-        extra_env: Optional[dict[str, str]] = None,
+        extra_env: dict[str, str] | None = None,
         own_services: bool = False,
         name: str = "airflow-carbon-cluster",
     ) -> None:
@@ -150,7 +150,7 @@ class Cluster:
         self.extra_env = dict(extra_env or {})
         self.own_services = own_services or os.environ.get("CARBON_CLUSTER_OWN_SERVICES") == "1"
         self.name = name
-        self.tmp: Optional[Path] = None
+        self.tmp: Path | None = None
         self.procs: list[Process] = []
         self.env: dict[str, str] = {}
         self.port = 0
@@ -161,15 +161,15 @@ class Cluster:
         self.redis: tuple[str, int, int] = (REDIS_HOST, REDIS_PORT, REDIS_DB)
         self.distinct_hosts = False
         self.hostname_method = ""
-        self.model_dir: Optional[Path] = None
+        self.model_dir: Path | None = None
         self.timings: dict[str, float] = {}
-        self._own_pg: Optional[tuple[Path, Path, list[str]]] = None  # (bindir, datadir, runuser prefix)
-        self._own_pg_dir: Optional[Path] = None
+        self._own_pg: tuple[Path, Path, list[str]] | None = None  # (bindir, datadir, runuser prefix)
+        self._own_pg_dir: Path | None = None
         self._started = self._stopped = False
         self.failed = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         if self._started:
             return self
         self._started = True
@@ -211,16 +211,12 @@ class Cluster:
             self._signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for proc in reversed(self.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for proc in self.procs:  # the leader gone or not: the rest of its group (task processes) too
             self._signal(proc, signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             proc.log_file.close()
         self._drop_services()
         if self.tmp is not None and os.environ.get("CARBON_CLUSTER_KEEP") != "1":
@@ -228,7 +224,7 @@ class Cluster:
         if self._own_pg_dir is not None and os.environ.get("CARBON_CLUSTER_KEEP") != "1":
             shutil.rmtree(self._own_pg_dir, ignore_errors=True)
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -236,16 +232,14 @@ class Cluster:
 
     @staticmethod
     def _signal(proc: Process, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     # -- PostgreSQL and Redis -----------------------------------------------------------------------
     def _services(self) -> None:
         try:
             import psycopg2  # noqa: F401
-            import redis  # noqa: F401
+            import redis
         except ImportError as exc:
             raise ClusterError(f"the cluster needs psycopg2 and redis ({exc}): pip install -e '.[cluster]'") from None
         if self.own_services or not reachable(PG_HOST, PG_PORT):
@@ -445,7 +439,7 @@ class Cluster:
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> Process:
         assert self.tmp is not None
         log_path = self.tmp / "logs" / f"{name}.log"
-        log_file = open(log_path, "ab")
+        log_file = open(log_path, "ab")  # noqa: SIM115 - the process writes to it until stop() closes it
         popen = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp, start_new_session=True)
         proc = Process(name, cmd, popen, log_path, log_file)
         self.procs.append(proc)
@@ -453,8 +447,6 @@ class Cluster:
 
     def gpu_env(self) -> dict[str, str]:
         """The simulated GPU for a process: FAKE_NVML_CONFIG, and its library first on LD_LIBRARY_PATH."""
-        import fake_nvml  # tests/ is on sys.path: this package is imported as `cluster` from there
-
         lib_dir = str(fake_nvml.build())
 
         def prepend(var: str) -> str:
@@ -473,9 +465,8 @@ class Cluster:
         else:
             env = {
                 **env,
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "cluster.hostname.from_env",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "carbon_testing.cluster.hostname.from_env",
                 HOSTNAME_ENV_VAR: host,
-                "PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [env.get("PYTHONPATH")])]),
             }
         self._spawn(name, cmd, env)
 
@@ -483,7 +474,7 @@ class Cluster:
         self.distinct_hosts = os.environ.get("CARBON_CLUSTER_NO_UNSHARE") != "1" and unshare_works()
         self.hostname_method = (
             "unshare --uts (each worker has its own hostname)" if self.distinct_hosts
-            else "[core] hostname_callable = cluster.hostname.from_env (unshare not permitted: one hostname for all)"
+            else "[core] hostname_callable = carbon_testing.cluster.hostname.from_env (unshare not permitted: one hostname for all)"
         )
         self._spawn("api-server", [str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"], self.env)
         self._spawn("scheduler", [str(AIRFLOW), "scheduler"], self.env)
@@ -570,7 +561,7 @@ class Cluster:
     def q(text: str) -> str:
         return urllib.parse.quote(text, safe="")
 
-    def trigger(self, dag_id: str, conf: Optional[dict[str, Any]] = None) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Unpause ``dag_id``, start a run of it now; returns the run id."""
         self.api("PATCH", f"/api/v2/dags/{self.q(dag_id)}", {"is_paused": False})
         run = self.api("POST", f"/api/v2/dags/{self.q(dag_id)}/dagRuns", {"logical_date": None, "conf": conf or {}})
@@ -585,7 +576,7 @@ class Cluster:
         run_id: str,
         timeout_s: float = 420,
         interval_s: float = 1.0,
-        on_poll: Optional[Callable[[], None]] = None,
+        on_poll: Callable[[], None] | None = None,
         poll_s: float = 0.05,
     ) -> dict[str, Any]:
         """Poll the run's state every ``interval_s`` until it is finished (success or failed); return it.

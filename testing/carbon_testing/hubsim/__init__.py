@@ -18,8 +18,9 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -71,7 +72,8 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # polling every 50 ms, not the default 0.5 s: stop() (shutdown) waits for the loop to notice
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self.url
 
@@ -294,9 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
         if repo is None:
             return
         lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
-        header = next((l["value"] for l in lines if l["key"] == "header"), {})
-        files = {l["value"]["path"]: base64.b64decode(l["value"]["content"]) for l in lines if l["key"] == "file"}
-        deleted = [l["value"]["path"] for l in lines if l["key"] == "deletedFile"]
+        header = next((e["value"] for e in lines if e["key"] == "header"), {})
+        files = {e["value"]["path"]: base64.b64decode(e["value"]["content"]) for e in lines if e["key"] == "file"}
+        deleted = [e["value"]["path"] for e in lines if e["key"] == "deletedFile"]
         with self.hub._lock:
             head = repo.resolve(revision)
             if head is None:
