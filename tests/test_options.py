@@ -296,7 +296,7 @@ def test_a_template_waits_for_rendering_and_everything_else_is_checked_at_parse_
     from airflow_carbon import CarbonOperator
 
     op = CarbonOperator(task_id="t", python_callable=print, location="{{ params.region }}", pue="{{ var.value.pue }}")
-    assert (op.location, op.pue) == ("{{ params.region }}", "{{ var.value.pue }}")  # rendered by Airflow, in place
+    assert op.carbon_templates == {"location": "{{ params.region }}", "pue": "{{ var.value.pue }}"}  # rendered per try
     with pytest.raises(ValueError, match=r"pue=0\.5 is invalid"):
         CarbonOperator(task_id="t", python_callable=print, location="{{ params.region }}", pue=0.5)
     with DAG("mapped", schedule=None):
@@ -313,17 +313,20 @@ def test_a_template_waits_for_rendering_and_everything_else_is_checked_at_parse_
 
 
 @pytest.mark.airflow
-def test_templated_options_join_the_operators_own_template_fields():
+def test_tracking_leaves_the_operators_own_template_fields_as_they_are():
+    """Templated task options are rendered by the mixin, not as template fields: the Rendered Template view
+    and the rendered fields Airflow stores for every try hold the operator's own fields only."""
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.python import PythonOperator
 
     from airflow_carbon import CarbonOperator, CarbonTrackingMixin, tracked
     from airflow_carbon.decorators.carbon import _CarbonDecoratedOperator
-    from airflow_carbon.operators.carbon import TEMPLATED_OPTIONS
 
     class MyTrainer(CarbonTrackingMixin, BashOperator):
         template_fields = (*BashOperator.template_fields, "extra")
 
     for cls, base in ((CarbonOperator, PythonOperator.template_fields), (tracked(BashOperator), BashOperator.template_fields),
                       (MyTrainer, (*BashOperator.template_fields, "extra")), (_CarbonDecoratedOperator, ("templates_dict", "op_args", "op_kwargs"))):
-        assert tuple(cls.template_fields) == (*base, *TEMPLATED_OPTIONS), cls
+        assert tuple(cls.template_fields) == tuple(base), cls
+    task = tracked(BashOperator)(task_id="t", bash_command="true", location="{{ params.region }}", pue=1.2)
+    assert task.carbon_templates == {"location": "{{ params.region }}"} and task.carbon_settings.pue == 1.2

@@ -74,7 +74,7 @@ class Option:
     """The CLI flags, the long one first."""
     metavar: str | None = None
     templated: bool = False
-    """A task argument that Airflow renders (template_fields) before it is validated."""
+    """A task argument that may be a Jinja template, rendered with the try's context when it starts, then validated."""
     version_added: str = "0.1.0"
     example: str | None = None
     """A real value, as text (the provider metadata's example)."""
@@ -255,7 +255,7 @@ def _option_error(name: str, value: Any, reason: str | None, section: str | None
 
 
 def is_template(value: Any) -> bool:
-    """Whether ``value`` is a Jinja template that Airflow renders before the task runs (``"{{ ... }}"``)."""
+    """Whether ``value`` is a Jinja template (``"{{ ... }}"``), rendered when the task runs."""
     return isinstance(value, str) and "{{" in value
 
 

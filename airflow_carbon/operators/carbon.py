@@ -26,7 +26,11 @@ TASK_OPTIONS: tuple[str, ...] = tuple(o.name for o in options_in("task"))
 """The tracked operators' own keyword arguments: the option table's task options."""
 
 TEMPLATED_OPTIONS: tuple[str, ...] = tuple(o.name for o in options_in("task") if o.templated)
-"""Task options that Airflow renders (they join the operator's ``template_fields``), validated once rendered."""
+"""Task options that may be Jinja templates: rendered with the try's context when it starts, then validated.
+
+They are not added to the operator's ``template_fields``: Airflow serialises every template field of every
+try into its rendered fields (about 1 ms a field, a try, on this machine's bench), and the rendered value is
+in the record (``intensity.location``, ``intensity.g_per_kwh``, ``pue``) anyway."""
 
 
 def carbon_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +49,7 @@ class CarbonTrackingMixin:
 
     Arguments (all optional; defaults from the ``[carbon]`` config section) are listed below. Bad values
     raise ValueError when the DAG is parsed. A templated one (``location="{{ params.region }}"``) is
-    rendered by Airflow and validated when the task starts: a bad rendered value fails the task with the
+    rendered with the try's context and validated when the task starts: a bad rendered value fails the task with the
     same message, and the try still gets its record (the world-average intensity and a warning naming the
     value). A task without a ``queue`` gets ``[carbon] gpu_queue``.
 
@@ -58,13 +62,6 @@ class CarbonTrackingMixin:
     carbon_tracked = True
     """Marks operators measured by themselves, so that the listener never measures them twice."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # The operator's own template fields (PythonOperator's, BashOperator's, a subclass's), plus ours.
-        super().__init_subclass__(**kwargs)
-        own = getattr(cls, "template_fields", ())
-        own = [own] if isinstance(own, str) else list(own)
-        cls.template_fields = tuple(dict.fromkeys([*own, *TEMPLATED_OPTIONS]))
-
     def __init__(self, **kwargs: Any) -> None:
         arguments = carbon_arguments(kwargs)
         settings = parse_time_settings(arguments)
@@ -73,8 +70,8 @@ class CarbonTrackingMixin:
         route_to_gpu_queue(kwargs, settings.gpu_queue, explicit=given)
         super().__init__(**kwargs)
         self.carbon_settings = settings
-        for name in TEMPLATED_OPTIONS:  # template fields are attributes; Airflow renders them in place
-            setattr(self, name, arguments.get(name))
+        self.carbon_templates = {name: arguments[name] for name in TEMPLATED_OPTIONS if is_template(arguments.get(name))}
+        """The task options given as templates, rendered when a try starts."""
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -88,11 +85,13 @@ class CarbonTrackingMixin:
         return partial
 
     def execute(self, context: Any) -> Any:
-        try:  # the templated options, as rendered
-            settings = self.carbon_settings.merged(**{name: getattr(self, name) for name in TEMPLATED_OPTIONS})
-        except ValueError as exc:
-            _record_refused_try(self, context, exc)
-            raise
+        settings = self.carbon_settings
+        if self.carbon_templates:  # rendered as Airflow renders template fields: the DAG's Jinja environment
+            try:
+                settings = settings.merged(**{k: self.render_template(v, context) for k, v in self.carbon_templates.items()})  # type: ignore[attr-defined]
+            except Exception as exc:  # a bad rendered value, or a template that does not render
+                _record_refused_try(self, context, exc)
+                raise
         tracker = TaskTracker(settings, context)
         tracker.start()
         error: BaseException | None = None
@@ -113,12 +112,12 @@ CarbonTrackingMixin.__init__.__signature__ = inspect.Signature(  # type: ignore[
 """What help() and inspect show: the task options (None: the ``[carbon]`` value), then the operator's own."""
 
 
-def _record_refused_try(task: Any, context: Any, error: ValueError) -> None:
+def _record_refused_try(task: Any, context: Any, error: Exception) -> None:
     """A try whose rendered options are bad fails, and still gets its record: its (short) window, measured
     with the world-average intensity and the parse-time settings, with a warning naming the bad value."""
     fallback = replace(task.carbon_settings, location=None, g_per_kwh=None)
     warning = (
-        f"this try failed before its work: a templated option rendered to a bad value ({error}); "
+        f"this try failed before its work: a templated option did not render to a valid value ({error}); "
         "its energy is counted at the world-average grid intensity"
     )
     tracker = TaskTracker(fallback, context, intensity_warnings=[warning])
