@@ -1,0 +1,113 @@
+"""One HTTP GET of a grid-intensity API, every failure turned into a :class:`SourceError` with a reason.
+
+The reason is what the record says (``fallback: "<source>: <reason>"``) and what the task log warns: it
+names the status, the source and, for refused credentials, the Connection, never a token. httpx (shipped
+with Airflow) serves the sync path here; the async path will use the same error mapping.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+CONNECT_TIMEOUT_S = 3.0
+"""Seconds to wait for a TCP/TLS connection to the source."""
+READ_TIMEOUT_S = 5.0
+"""Seconds to wait for the source's response."""
+
+
+class SourceError(Exception):
+    """A live source gave no usable figure; ``reason`` says why in a few words (no secret in it), and
+    ``retry_after_s`` is the source's ``Retry-After`` (s) where it sent one."""
+
+    def __init__(self, source: str, reason: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: errors may cross process boundaries
+        return (_rebuild, (self.source, self.reason, self.retry_after_s))
+
+
+def _rebuild(source: str, reason: str, retry_after_s: float | None) -> SourceError:
+    return SourceError(source, reason, retry_after_s=retry_after_s)
+
+
+def timeout(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S) -> httpx.Timeout:
+    """httpx's timeout from a connect and a read timeout (s)."""
+    return httpx.Timeout(read_s, connect=connect_s)
+
+
+def get_json(
+    client: httpx.Client,
+    url: str,
+    *,
+    source: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    credentials: str | None = None,
+) -> Any:
+    """GET ``url`` and return its JSON body, or raise SourceError naming what went wrong.
+
+    ``credentials`` names where the credentials came from (a Connection id, an environment variable) for
+    the message of a 401/403; the credentials themselves are never part of a message.
+    """
+    try:
+        response = client.get(url, params=params, headers=headers, auth=auth)
+    except httpx.TimeoutException as exc:
+        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+        raise SourceError(source, f"timed out ({kind} timeout)") from None
+    except httpx.HTTPError as exc:  # refused, DNS, TLS, reset: no network to the source
+        raise SourceError(source, f"unreachable ({type(exc).__name__})") from None
+    return parse_response(response, source=source, credentials=credentials)
+
+
+def parse_response(response: httpx.Response, *, source: str, credentials: str | None = None) -> Any:
+    """The JSON body of a 2xx ``response``, or SourceError for any other status or a malformed body."""
+    status = response.status_code
+    if status in (401, 403):
+        where = f" (credentials from {credentials})" if credentials else ""
+        raise SourceError(source, f"HTTP {status}: credentials refused{where}")
+    if status == 429:
+        after = retry_after_s(response.headers.get("retry-after"))
+        wait = f", retry after {after:g} s" if after is not None else ""
+        raise SourceError(source, f"HTTP 429: rate limited{wait}", retry_after_s=after)
+    if status >= 400:
+        detail = _error_detail(response)
+        raise SourceError(source, f"HTTP {status}{': ' + detail if detail else ''}")
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SourceError(source, f"malformed JSON in an HTTP {status} response") from None
+
+
+def retry_after_s(value: str | None, *, now_s: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """A short message from an error body (the APIs' ``{"error": {"message": ...}}`` or ``{"message": ...}``)."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    message = (error.get("message") if isinstance(error, dict) else error) or (body.get("message") if isinstance(body, dict) else None)
+    return str(message)[:200] if message else ""

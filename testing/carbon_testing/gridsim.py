@@ -1,0 +1,151 @@
+"""A local GB Carbon Intensity API (real HTTP on loopback) for tests: the request paths and response
+shapes of api.carbonintensity.org.uk as its documentation shows them, over a half-hourly series the
+test sets, and the failures a live source has (``fail``: "500", "429", "malformed", "slow", "drop", "400").
+
+    with UKCarbonIntensitySim(series={t0: 200, t0 + 1800: 150}) as sim:
+        UKCarbonIntensityClient(sim.url).current()
+
+Series keys are Unix seconds of half-hour starts; a value is (actual, forecast) or one number (forecast
+and actual alike); ``actual_until`` marks later intervals as forecast only (``actual: null``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HALF_HOUR_S = 1800
+_REGIONS = {n: (f"DNO region {n}", f"Region {n}") for n in range(1, 15)} | {15: ("England", "England"), 16: ("Scotland", "Scotland"), 17: ("Wales", "Wales")}
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _parse(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def _index(g: float) -> str:
+    return "very low" if g < 40 else "low" if g < 120 else "moderate" if g < 200 else "high" if g < 290 else "very high"
+
+
+class UKCarbonIntensitySim:
+    """The simulator; ``requests`` lists the paths it served, ``now_s`` is its clock (settable)."""
+
+    def __init__(self, series: dict[float, Any], *, actual_until: float | None = None, now_s: float | None = None) -> None:
+        self.series = {float(k): v for k, v in series.items()}
+        self.actual_until = actual_until
+        self.now_s = now_s
+        self.fail: str | None = None
+        self.retry_after = "7"
+        self.requests: list[str] = []
+        sim = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                sim.requests.append(self.path)
+                sim._serve(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> UKCarbonIntensitySim:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- the API -----------------------------------------------------------------------------------
+    def _row(self, start: float) -> dict[str, Any] | None:
+        value = self.series.get(start)
+        if value is None:
+            return None
+        actual, forecast = value if isinstance(value, tuple) else (value, value)
+        if self.actual_until is not None and start >= self.actual_until:
+            actual = None
+        g = actual if actual is not None else forecast
+        return {"from": _stamp(start), "to": _stamp(start + HALF_HOUR_S),
+                "intensity": {"forecast": forecast, "actual": actual, "index": _index(g)}}
+
+    def _now_start(self) -> float:
+        now = time.time() if self.now_s is None else self.now_s
+        return now - now % HALF_HOUR_S
+
+    def _forward(self, start: float) -> list[dict[str, Any]]:
+        first = start - start % HALF_HOUR_S + (HALF_HOUR_S if start % HALF_HOUR_S else 0)
+        rows = (self._row(first + n * HALF_HOUR_S) for n in range(48))
+        return [r for r in rows if r is not None]
+
+    def _regional(self, rows: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
+        regionid = int(value) if key == "regionid" else 13
+        dno, short = _REGIONS[regionid]
+        entry: dict[str, Any] = {"regionid": regionid, "dnoregion": dno, "shortname": short}
+        if key == "postcode":
+            entry["postcode"] = value
+        regional_rows = [{"from": r["from"], "to": r["to"], "intensity": {"forecast": r["intensity"]["forecast"], "index": r["intensity"]["index"]},
+                          "generationmix": [{"fuel": "gas", "perc": 40.0}, {"fuel": "wind", "perc": 60.0}]} for r in rows]
+        return {**entry, "data": regional_rows}
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        if self.fail == "drop":
+            h.connection.close()
+            return
+        if self.fail == "slow":
+            time.sleep(2.0)
+        if self.fail in ("500", "400", "429"):
+            code = int(self.fail)
+            headers = {"Retry-After": self.retry_after} if code == 429 else {}
+            message = {500: "Internal Server Error", 400: "Bad Request", 429: "Too Many Requests"}[code]
+            return self._send(h, code, {"error": {"code": f"{code} {message}", "message": message}}, headers)
+        if self.fail == "malformed":
+            return self._send(h, 200, b'{"data": [{"from": ')
+        path = h.path.split("?")[0]
+        now = self._now_start()
+        if path == "/intensity":
+            row = self._row(now)
+            return self._send(h, 200, {"data": [row] if row else []})
+        if m := re.fullmatch(r"/intensity/([0-9T:\-]+Z)/fw24h", path):
+            return self._send(h, 200, {"data": self._forward(_parse(m[1]))})
+        if m := re.fullmatch(r"/regional/(regionid|postcode)/([A-Za-z0-9]+)", path):
+            if not self._known(m[1], m[2]):
+                return self._bad(h)
+            row = self._row(now)
+            return self._send(h, 200, {"data": [self._regional([row] if row else [], m[1], m[2])]})
+        if m := re.fullmatch(r"/regional/intensity/([0-9T:\-]+Z)/fw24h/(regionid|postcode)/([A-Za-z0-9]+)", path):
+            if not self._known(m[2], m[3]):
+                return self._bad(h)
+            return self._send(h, 200, {"data": self._regional(self._forward(_parse(m[1])), m[2], m[3])})
+        return self._bad(h)
+
+    @staticmethod
+    def _known(key: str, value: str) -> bool:
+        return int(value) in _REGIONS if key == "regionid" and value.isdigit() else key == "postcode"
+
+    def _bad(self, h: BaseHTTPRequestHandler) -> None:
+        self._send(h, 400, {"error": {"code": "400 Bad Request", "message": "Please enter a valid region ID."}})
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
