@@ -31,29 +31,54 @@ def _parse(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=timezone.utc).timestamp()
 
 
+def _failed(h: BaseHTTPRequestHandler, fail: str | None, retry_after: str) -> bool:
+    """Serve the failure ``fail`` names, if any ("slow" only delays the answer); whether it answered."""
+    if fail == "drop":
+        h.connection.close()
+        return True
+    if fail == "slow":
+        time.sleep(2.0)
+    if fail in ("500", "400", "429"):
+        code = int(fail)
+        headers = {"Retry-After": retry_after} if code == 429 else {}
+        message = {500: "Internal Server Error", 400: "Bad Request", 429: "Too Many Requests"}[code]
+        _send(h, code, {"error": {"code": f"{code} {message}", "message": message}}, headers)
+        return True
+    if fail == "malformed":
+        _send(h, 200, b'{"data": [{"from": ')
+        return True
+    return False
+
+
+def _send(h: BaseHTTPRequestHandler, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    h.send_response(code)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(data)
+
+
 def _index(g: float) -> str:
     return "very low" if g < 40 else "low" if g < 120 else "moderate" if g < 200 else "high" if g < 290 else "very high"
 
 
-class UKCarbonIntensitySim:
-    """The simulator; ``requests`` lists the paths it served, ``now_s`` is its clock (settable)."""
+class _LoopbackAPI:
+    """A threaded HTTP server on 127.0.0.1 whose GETs go to ``_serve``; ``fail`` and ``retry_after`` as above."""
 
-    def __init__(self, series: dict[float, Any], *, actual_until: float | None = None, now_s: float | None = None) -> None:
-        self.series = {float(k): v for k, v in series.items()}
-        self.actual_until = actual_until
-        self.now_s = now_s
+    def __init__(self) -> None:
         self.fail: str | None = None
         self.retry_after = "7"
-        self.requests: list[str] = []
-        sim = self
+        api = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_GET(self) -> None:
-                sim.requests.append(self.path)
-                sim._serve(self)
+                api._serve(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -62,13 +87,27 @@ class UKCarbonIntensitySim:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> UKCarbonIntensitySim:
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+
+class UKCarbonIntensitySim(_LoopbackAPI):
+    """The simulator; ``requests`` lists the paths it served, ``now_s`` is its clock (settable)."""
+
+    def __init__(self, series: dict[float, Any], *, actual_until: float | None = None, now_s: float | None = None) -> None:
+        self.series = {float(k): v for k, v in series.items()}
+        self.actual_until = actual_until
+        self.now_s = now_s
+        self.requests: list[str] = []
+        super().__init__()
 
     # -- the API -----------------------------------------------------------------------------------
     def _row(self, start: float) -> dict[str, Any] | None:
@@ -102,34 +141,25 @@ class UKCarbonIntensitySim:
         return {**entry, "data": regional_rows}
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
-        if self.fail == "drop":
-            h.connection.close()
+        self.requests.append(h.path)
+        if _failed(h, self.fail, self.retry_after):
             return
-        if self.fail == "slow":
-            time.sleep(2.0)
-        if self.fail in ("500", "400", "429"):
-            code = int(self.fail)
-            headers = {"Retry-After": self.retry_after} if code == 429 else {}
-            message = {500: "Internal Server Error", 400: "Bad Request", 429: "Too Many Requests"}[code]
-            return self._send(h, code, {"error": {"code": f"{code} {message}", "message": message}}, headers)
-        if self.fail == "malformed":
-            return self._send(h, 200, b'{"data": [{"from": ')
         path = h.path.split("?")[0]
         now = self._now_start()
         if path == "/intensity":
             row = self._row(now)
-            return self._send(h, 200, {"data": [row] if row else []})
+            return _send(h, 200, {"data": [row] if row else []})
         if m := re.fullmatch(r"/intensity/([0-9T:\-]+Z)/fw24h", path):
-            return self._send(h, 200, {"data": self._forward(_parse(m[1]))})
+            return _send(h, 200, {"data": self._forward(_parse(m[1]))})
         if m := re.fullmatch(r"/regional/(regionid|postcode)/([A-Za-z0-9]+)", path):
             if not self._known(m[1], m[2]):
                 return self._bad(h)
             row = self._row(now)
-            return self._send(h, 200, {"data": [self._regional([row] if row else [], m[1], m[2])]})
+            return _send(h, 200, {"data": [self._regional([row] if row else [], m[1], m[2])]})
         if m := re.fullmatch(r"/regional/intensity/([0-9T:\-]+Z)/fw24h/(regionid|postcode)/([A-Za-z0-9]+)", path):
             if not self._known(m[2], m[3]):
                 return self._bad(h)
-            return self._send(h, 200, {"data": self._regional(self._forward(_parse(m[1])), m[2], m[3])})
+            return _send(h, 200, {"data": self._regional(self._forward(_parse(m[1])), m[2], m[3])})
         return self._bad(h)
 
     @staticmethod
@@ -137,15 +167,49 @@ class UKCarbonIntensitySim:
         return int(value) in _REGIONS if key == "regionid" and value.isdigit() else key == "postcode"
 
     def _bad(self, h: BaseHTTPRequestHandler) -> None:
-        self._send(h, 400, {"error": {"code": "400 Bad Request", "message": "Please enter a valid region ID."}})
+        _send(h, 400, {"error": {"code": "400 Bad Request", "message": "Please enter a valid region ID."}})
 
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        h.send_response(code)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
+
+
+class ElectricityMapsSim(_LoopbackAPI):
+    """A local Electricity Maps v3 API: ``/v3/carbon-intensity/{latest,history,forecast}?zone=``, the
+    ``auth-token`` header checked against ``token``, hourly ``series`` per zone ({zone: {hour start s: g}}),
+    and the failures of :class:`UKCarbonIntensitySim` (``fail``)."""
+
+    def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float) -> None:
+        self.series, self.token, self.now_s = series, token, now_s
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        super().__init__()
+
+    def _row(self, zone: str, start: float, factor: str, *, forecast: bool = False) -> dict[str, Any]:
+        stamp = datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        g = self.series[zone][start] * (1.0 if factor == "lifecycle" else 0.8)
+        if forecast:
+            return {"carbonIntensity": round(g), "datetime": stamp}
+        return {"zone": zone, "carbonIntensity": round(g), "datetime": stamp, "updatedAt": stamp, "createdAt": stamp,
+                "emissionFactorType": factor, "isEstimated": False, "estimationMethod": None}
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(h.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.requests.append((parts.path, query))
+        if _failed(h, self.fail, self.retry_after):
+            return
+        if h.headers.get("auth-token") != self.token:
+            return _send(h, 401, {"message": "Unauthorized"})
+        zone, factor = query.get("zone", ""), query.get("emissionFactorType", "lifecycle")
+        if zone not in self.series:
+            return _send(h, 400, {"message": f"Zone '{zone}' does not exist."})
+        hour = self.now_s - self.now_s % 3600
+        known = sorted(self.series[zone])
+        if parts.path == "/v3/carbon-intensity/latest" and hour in self.series[zone]:
+            return _send(h, 200, self._row(zone, hour, factor))
+        if parts.path == "/v3/carbon-intensity/history":
+            rows = [self._row(zone, t, factor) for t in known if hour - 24 * 3600 < t <= hour]
+            return _send(h, 200, {"zone": zone, "history": rows})
+        if parts.path == "/v3/carbon-intensity/forecast":
+            rows = [self._row(zone, t, factor, forecast=True) for t in known if t >= hour]
+            return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"] if rows else None})
+        return _send(h, 404, {"message": "Not found"})
