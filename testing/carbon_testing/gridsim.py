@@ -213,3 +213,61 @@ class ElectricityMapsSim(_LoopbackAPI):
             rows = [self._row(zone, t, factor, forecast=True) for t in known if t >= hour]
             return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"] if rows else None})
         return _send(h, 404, {"message": "Not found"})
+
+
+class WattTimeSim(_LoopbackAPI):
+    """A local WattTime v3 API: ``/login`` (HTTP Basic, ``username``/``password``) issuing bearer tokens,
+    ``/v3/forecast`` (5-minute MOER, lbs/MWh) for the regions in ``subscribed`` (a free account:
+    CAISO_NORTH only; 403 elsewhere) and ``/v3/signal-index`` (percentile) for every region in ``moer``
+    ({region: [lbs/MWh per 5 min from ``now_s``]}). :meth:`expire_tokens` makes every issued token stale."""
+
+    def __init__(self, moer: dict[str, list[float]], *, username: str, password: str, now_s: float,
+                 subscribed: tuple[str, ...] = ("CAISO_NORTH",)) -> None:
+        self.moer, self.username, self.password, self.now_s, self.subscribed = moer, username, password, now_s, subscribed
+        self.tokens: set[str] = set()
+        self.logins = 0
+        self.requests: list[str] = []
+        super().__init__()
+
+    def expire_tokens(self) -> None:
+        self.tokens.clear()
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        import base64
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(h.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.requests.append(parts.path)
+        if _failed(h, self.fail, self.retry_after):
+            return
+        if parts.path == "/login":
+            expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            if h.headers.get("Authorization") != expected:
+                return _send(h, 403, {"error": "Forbidden", "message": "Invalid username or password"})
+            self.logins += 1
+            token = f"wt-token-{self.logins}"
+            self.tokens.add(token)
+            return _send(h, 200, {"token": token})
+        bearer = (h.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if bearer not in self.tokens:
+            return _send(h, 401, {"error": "Unauthorized", "message": "Token is expired or invalid"})
+        region = query.get("region", "")
+        if region not in self.moer:
+            return _send(h, 400, {"error": "Bad Request", "message": f"Invalid region: {region}"})
+        start = self.now_s - self.now_s % 300
+        meta = {"region": region, "signal_type": "co2_moer", "model": {"date": "2026-03-01"},
+                "data_point_period_seconds": 300}
+        if parts.path == "/v3/forecast":
+            if region not in self.subscribed:
+                return _send(h, 403, {"error": "Forbidden", "message": f"Your plan does not include forecast data for {region}"})
+            rows = [{"point_time": datetime.fromtimestamp(start + n * 300, timezone.utc).isoformat(), "value": v}
+                    for n, v in enumerate(self.moer[region])]
+            stamp = datetime.fromtimestamp(start, timezone.utc).isoformat()
+            return _send(h, 200, {"data": rows, "meta": {**meta, "units": "lbs_co2_per_mwh", "generated_at": stamp}})
+        if parts.path == "/v3/signal-index":
+            values = self.moer[region]
+            percentile = round(100 * sum(v <= values[0] for v in values) / len(values))
+            row = {"point_time": datetime.fromtimestamp(start, timezone.utc).isoformat(), "value": percentile}
+            return _send(h, 200, {"data": [row], "meta": {**meta, "units": "percentile"}})
+        return _send(h, 404, {"error": "Not Found", "message": parts.path})

@@ -103,11 +103,13 @@ def retry_after_s(value: str | None, *, now_s: float | None = None) -> float | N
 
 
 def _error_detail(response: httpx.Response) -> str:
-    """A short message from an error body (the APIs' ``{"error": {"message": ...}}`` or ``{"message": ...}``)."""
+    """A short message from an error body: ``{"message": ...}``, ``{"error": {"message": ...}}`` or ``{"error": ...}``."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return ""
-    error = body.get("error") if isinstance(body, dict) else None
-    message = (error.get("message") if isinstance(error, dict) else error) or (body.get("message") if isinstance(body, dict) else None)
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    message = body.get("message") or (error.get("message") if isinstance(error, dict) else error)
     return str(message)[:200] if message else ""

@@ -1,0 +1,129 @@
+"""WattTime API v3: marginal emissions (MOER, ``co2_moer``) by grid region, 5-minute forecast and index.
+
+``GET /login`` with HTTP Basic auth (the Connection's login and password) returns a bearer token, valid
+30 minutes: it is renewed before it expires and once on a 401. The forecast's values are lbs CO2/MWh,
+turned into gCO2e/kWh (x 0.45359237). A marginal signal is the emissions of the generators that answer
+a change in load, not the grid's average: intervals say ``watttime`` (marginal) as their source.
+
+A free account gets forecasts only for ``CAISO_NORTH``; elsewhere it gets ``/v3/signal-index``, a
+percentile (0-100) of the region's recent MOER, which is not grams: :meth:`WattTimeClient.signal_index`
+returns it as such, and the forecast of such a region raises SourceError saying so.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from airflow_carbon.core.segments import IntensityInterval
+from airflow_carbon.core.sources.http import SourceError, get_json, timeout
+
+SOURCE = "watttime"
+PUBLIC_URL = "https://api.watttime.org"
+SIGNAL = "marginal"
+G_PER_KWH_PER_LBS_PER_MWH = 0.45359237
+"""1 lb = 453.59237 g and 1 MWh = 1000 kWh: lbs/MWh x 0.45359237 = g/kWh."""
+TOKEN_LIFETIME_S = 30 * 60
+_RENEW_MARGIN_S = 60
+
+
+@dataclass(frozen=True)
+class SignalIndex:
+    """The percentile (0-100) of a region's current MOER among its recent values, at ``point_time_s``
+    (Unix seconds): where the region stands, not an emissions figure."""
+
+    region: str
+    percentile: float
+    point_time_s: float
+
+
+class WattTimeClient:
+    """Client of WattTime v3 at ``base_url`` (the public one when None). ``credentials`` names where the
+    login and password came from, for a refused login's message."""
+
+    def __init__(self, username: str, password: str, base_url: str | None = None, *, credentials: str | None = None,
+                 client: httpx.Client | None = None, connect_timeout_s: float = 3.0, read_timeout_s: float = 5.0,
+                 clock: Any = time.monotonic) -> None:
+        if not username or not password:
+            raise ValueError("WattTime needs a login and a password (the Connection's); one of them is empty")
+        self.base_url = (base_url or PUBLIC_URL).rstrip("/")
+        self.credentials = credentials
+        self._auth = (username, password)
+        self._client = client or httpx.Client(timeout=timeout(connect_timeout_s, read_timeout_s))
+        self._clock = clock
+        self._token: str | None = None
+        self._token_until = 0.0
+
+    def __repr__(self) -> str:  # never the password or the token
+        return f"WattTimeClient(base_url={self.base_url!r}, username={self._auth[0]!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def forecast(self, region: str) -> list[IntensityInterval]:
+        """The region's MOER forecast, one interval per data point (5 min), in gCO2e/kWh, all ``estimated``."""
+        body = self._get("/v3/forecast", {"region": region, "signal_type": "co2_moer"}, region)
+        try:
+            meta, rows = body["meta"], body["data"]
+            if meta.get("units") != "lbs_co2_per_mwh":
+                raise ValueError(f"units {meta.get('units')!r}, expected 'lbs_co2_per_mwh'")
+            period = float(meta.get("data_point_period_seconds") or 300)
+            out = []
+            for row in rows:
+                value = row["value"]
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise ValueError(f"value {value!r} is not a number")
+                start = _time(row["point_time"])
+                out.append(IntensityInterval(start, start + period, value * G_PER_KWH_PER_LBS_PER_MWH, f"{SOURCE}:{region}", True))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+        if not out:
+            raise SourceError(SOURCE, f"no forecast for {region} in the response")
+        return out
+
+    def signal_index(self, region: str) -> SignalIndex:
+        """The region's current MOER percentile (what a free account gets everywhere)."""
+        body = self._get("/v3/signal-index", {"region": region, "signal_type": "co2_moer"}, region)
+        try:
+            (row,) = body["data"][:1]
+            return SignalIndex(region, float(row["value"]), _time(row["point_time"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _login(self) -> str:
+        body = get_json(self._client, self.base_url + "/login", source=SOURCE, auth=self._auth, credentials=self.credentials)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise SourceError(SOURCE, "the login response has no token")
+        self._token, self._token_until = token, self._clock() + TOKEN_LIFETIME_S - _RENEW_MARGIN_S
+        return token
+
+    def _bearer(self) -> str:
+        if self._token is None or self._clock() >= self._token_until:
+            return self._login()
+        return self._token
+
+    def _get(self, path: str, params: dict[str, str], region: str) -> Any:
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._bearer()}"}
+            try:
+                return get_json(self._client, self.base_url + path, source=SOURCE, params=params, headers=headers,
+                                credentials=self.credentials)
+            except SourceError as exc:
+                if exc.reason.startswith("HTTP 401") and attempt == 1:  # expired early: log in again, once
+                    self._token = None
+                    continue
+                if exc.reason.startswith("HTTP 403") and path == "/v3/forecast":
+                    raise SourceError(SOURCE, f"HTTP 403: this account's plan has no forecast for {region} "
+                                              "(a free account gets CAISO_NORTH, elsewhere only the percentile signal index)") from None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
