@@ -55,10 +55,6 @@ class CarbonSettings:
         settings = replace(self, **{k: v for k, v in overrides.items() if v is not None})
         return replace(settings, **validate_many(asdict(settings)))
 
-    def validate(self) -> None:
-        """Raise ValueError naming any bad value (a DAG import error when called at parse time)."""
-        validate_many(asdict(self))
-
     def meter(self, **kwargs: Any) -> EnergyMeter:
         """An EnergyMeter with these settings."""
         own = {o.name: getattr(self, o.name) for o in options_in("meter") if o.name in self.__dataclass_fields__}

@@ -22,7 +22,7 @@ from airflow_carbon.core.devices import VisibleDevices, parse_visible_devices
 from airflow_carbon.core.emissions import DEFAULT_PUE, emissions_g
 from airflow_carbon.core.gpu import GpuWindow
 from airflow_carbon.core.intensity import GridIntensity, resolve_intensity
-from airflow_carbon.core.options import OPTION, doc_lines, validate
+from airflow_carbon.core.options import OPTION, validate, with_option_docs
 from airflow_carbon.core.record import (
     SCHEMA_VERSION,
     Component,
@@ -72,7 +72,7 @@ class EnergyMeter:
     Options (generated from the option table):
     """
 
-    __doc__ = __doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("meter")) + "\n"
+    __doc__ = with_option_docs(__doc__, "meter")
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ __all__ = [
     "parse_text",
     "validate",
     "validate_many",
+    "with_option_docs",
 ]
 
 PLACES = ("config", "task", "cli", "meter")
@@ -394,6 +395,11 @@ def doc_lines(place: str) -> list[str]:
         templated = "; templated" if o.templated and place == "task" else ""
         lines.append(f"- ``{o.name}``: {o.doc}. Accepted: {expected(o, example=False)}; default: {default_doc(o)}{templated}.")
     return lines
+
+
+def with_option_docs(doc: str | None, place: str) -> str:
+    """``doc`` (a docstring, indented by four spaces) followed by :func:`doc_lines` of ``place``."""
+    return (doc or "").rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines(place)) + "\n"
 
 
 _PLACE_NAMES = {"config": "`[carbon]`", "task": "task", "meter": "`EnergyMeter`"}

@@ -8,7 +8,7 @@ interval and between two known energies, and gives each segment its energy and i
 Between two known instants the power is taken as constant, so the energy of a segment that ends inside
 a checkpoint span is that span's energy shared by time: such a segment says ``energy_estimated``. A
 span no interval covers gets the ``fallback`` intensity (the bundled figure of the location), and says
-so in its ``source``. Standard library only: no Airflow, no HTTP.
+so in its ``source``. No Airflow, no HTTP.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TypedDict
 
-__all__ = ["IntensityInterval", "Segment", "energy_segments", "segment_emissions_g", "weighted_g_per_kwh"]
+from airflow_carbon.core.units import j_to_kwh
 
-J_PER_KWH = 3.6e6
+__all__ = ["IntensityInterval", "Segment", "energy_segments", "segment_emissions_g", "weighted_g_per_kwh"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def energy_segments(
         else:
             g, source, estimated = interval.g_per_kwh, interval.source, interval.estimated
         energy_j = _energy_between(points, start, end)
-        segment = Segment(start=start, end=end, energy_kwh=energy_j / J_PER_KWH, g_per_kwh=g, source=source,
+        segment = Segment(start=start, end=end, energy_kwh=j_to_kwh(energy_j), g_per_kwh=g, source=source,
                           estimated=estimated, energy_estimated=not (start in known and end in known))
         if segments and owners[-1] is interval and segments[-1]["end"] == start:  # a checkpoint inside one interval
             last = segments[-1]

@@ -1,4 +1,5 @@
-"""Unit conversions, in one place: energy in J and kWh, power in W and mW, memory in bytes and GB."""
+"""Unit conversions, in one place: energy in J and kWh, power in W and mW, memory in bytes and GB,
+grid intensity in gCO2e/kWh and lbs CO2/MWh."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ BYTES_PER_GB = 1e9
 
 BYTES_PER_GIB = 1024**3
 """Bytes in one gibibyte: the "GB" of CodeCarbon's ``ram_total_size`` and ``ram_used_gb`` (the CSV export)."""
+
+
+G_PER_KWH_PER_LBS_PER_MWH = 0.45359237
+"""gCO2e/kWh in one lb CO2/MWh (WattTime's unit): 1 lb = 453.59237 g and 1 MWh = 1000 kWh."""
+
+
+def lbs_per_mwh_to_g_per_kwh(intensity_lbs_per_mwh: float) -> float:
+    """Convert grid intensity from lbs CO2/MWh to gCO2e/kWh."""
+    return intensity_lbs_per_mwh * G_PER_KWH_PER_LBS_PER_MWH
 
 
 def j_to_kwh(energy_j: float) -> float:

@@ -8,14 +8,14 @@ from typing import Any, ClassVar
 import attr
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, _TaskDecorator
 
-from airflow_carbon.core.options import doc_lines
+from airflow_carbon.core.options import with_option_docs
 from airflow_carbon.operators.carbon import TASK_OPTIONS, CarbonOperator, parse_time_settings, route_to_gpu_queue
 
 
 class _CarbonDecoratedOperator(DecoratedOperator, CarbonOperator):
     """Runs the decorated function as a :class:`CarbonOperator`."""
 
-    # PythonOperator's; CarbonTrackingMixin.__init_subclass__ adds the templated task options
+    # PythonOperator's (the templated task options are rendered by CarbonTrackingMixin.execute)
     template_fields: Sequence[str] = ("templates_dict", "op_args", "op_kwargs")
     template_fields_renderers: ClassVar[dict[str, str]] = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
     custom_operator_name: str = "@task.carbon"
@@ -50,7 +50,7 @@ def carbon_task(python_callable: Callable | None = None, multiple_outputs: bool 
     return decorate(python_callable) if python_callable is not None else decorate  # type: ignore[return-value]
 
 
-carbon_task.__doc__ = carbon_task.__doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("task")) + "\n"
+carbon_task.__doc__ = with_option_docs(carbon_task.__doc__, "task")
 
 
 class _CarbonTaskDecorator(_TaskDecorator):

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 
-from airflow_carbon.core.options import doc_lines, is_template, options_in
+from airflow_carbon.core.options import is_template, options_in, with_option_docs
 from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.task_tracking import TaskTracker, status_of
@@ -56,7 +56,7 @@ class CarbonTrackingMixin:
     Options (generated from the option table, :data:`airflow_carbon.core.options.OPTIONS`):
     """
 
-    __doc__ = __doc__.rstrip() + "\n\n" + "\n".join(f"    {line}" for line in doc_lines("task")) + "\n"
+    __doc__ = with_option_docs(__doc__, "task")
 
     operator_extra_links = (CarbonEmissionsLink(),)
     carbon_tracked = True

@@ -11,6 +11,7 @@ and actual alike); ``actual_until`` marks later intervals as forecast only (``ac
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -18,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 HALF_HOUR_S = 1800
 _REGIONS = {n: (f"DNO region {n}", f"Region {n}") for n in range(1, 15)} | {15: ("England", "England"), 16: ("Scotland", "Scotland"), 17: ("Wales", "Wales")}
@@ -97,6 +99,12 @@ class _LoopbackAPI:
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _request(h: BaseHTTPRequestHandler) -> tuple[str, dict[str, str]]:
+        """The request's path and its query parameters (the first value of each)."""
+        parts = urlsplit(h.path)
+        return parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
 
 
 class UKCarbonIntensitySim(_LoopbackAPI):
@@ -190,11 +198,8 @@ class ElectricityMapsSim(_LoopbackAPI):
                 "emissionFactorType": factor, "isEstimated": False, "estimationMethod": None}
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
-        from urllib.parse import parse_qs, urlsplit
-
-        parts = urlsplit(h.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.requests.append((parts.path, query))
+        path, query = self._request(h)
+        self.requests.append((path, query))
         if _failed(h, self.fail, self.retry_after):
             return
         if h.headers.get("auth-token") != self.token:
@@ -204,12 +209,12 @@ class ElectricityMapsSim(_LoopbackAPI):
             return _send(h, 400, {"message": f"Zone '{zone}' does not exist."})
         hour = self.now_s - self.now_s % 3600
         known = sorted(self.series[zone])
-        if parts.path == "/v3/carbon-intensity/latest" and hour in self.series[zone]:
+        if path == "/v3/carbon-intensity/latest" and hour in self.series[zone]:
             return _send(h, 200, self._row(zone, hour, factor))
-        if parts.path == "/v3/carbon-intensity/history":
+        if path == "/v3/carbon-intensity/history":
             rows = [self._row(zone, t, factor) for t in known if hour - 24 * 3600 < t <= hour]
             return _send(h, 200, {"zone": zone, "history": rows})
-        if parts.path == "/v3/carbon-intensity/forecast":
+        if path == "/v3/carbon-intensity/forecast":
             rows = [self._row(zone, t, factor, forecast=True) for t in known if t >= hour]
             return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"] if rows else None})
         return _send(h, 404, {"message": "Not found"})
@@ -233,15 +238,11 @@ class WattTimeSim(_LoopbackAPI):
         self.tokens.clear()
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
-        import base64
-        from urllib.parse import parse_qs, urlsplit
-
-        parts = urlsplit(h.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.requests.append(parts.path)
+        path, query = self._request(h)
+        self.requests.append(path)
         if _failed(h, self.fail, self.retry_after):
             return
-        if parts.path == "/login":
+        if path == "/login":
             expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             if h.headers.get("Authorization") != expected:
                 return _send(h, 403, {"error": "Forbidden", "message": "Invalid username or password"})
@@ -258,16 +259,16 @@ class WattTimeSim(_LoopbackAPI):
         start = self.now_s - self.now_s % 300
         meta = {"region": region, "signal_type": "co2_moer", "model": {"date": "2026-03-01"},
                 "data_point_period_seconds": 300}
-        if parts.path == "/v3/forecast":
+        if path == "/v3/forecast":
             if region not in self.subscribed:
                 return _send(h, 403, {"error": "Forbidden", "message": f"Your plan does not include forecast data for {region}"})
             rows = [{"point_time": datetime.fromtimestamp(start + n * 300, timezone.utc).isoformat(), "value": v}
                     for n, v in enumerate(self.moer[region])]
             stamp = datetime.fromtimestamp(start, timezone.utc).isoformat()
             return _send(h, 200, {"data": rows, "meta": {**meta, "units": "lbs_co2_per_mwh", "generated_at": stamp}})
-        if parts.path == "/v3/signal-index":
+        if path == "/v3/signal-index":
             values = self.moer[region]
             percentile = round(100 * sum(v <= values[0] for v in values) / len(values))
             row = {"point_time": datetime.fromtimestamp(start, timezone.utc).isoformat(), "value": percentile}
             return _send(h, 200, {"data": [row], "meta": {**meta, "units": "percentile"}})
-        return _send(h, 404, {"error": "Not Found", "message": parts.path})
+        return _send(h, 404, {"error": "Not Found", "message": path})

@@ -8,13 +8,10 @@ says whether Electricity Maps estimated it (``isEstimated``), which the interval
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import httpx
-
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SourceError, get_json, timeout
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
 
 SOURCE = "electricitymaps"
 PUBLIC_URL = "https://api.electricitymap.org"
@@ -23,28 +20,26 @@ SIGNAL = "average"
 EMISSION_FACTORS = ("lifecycle", "direct")
 
 
-class ElectricityMapsClient:
+class ElectricityMapsClient(SourceClient):
     """Client of Electricity Maps v3 at ``base_url`` (the public one when None), with ``token``.
-    ``credentials`` names where the token came from (for a refused token's message)."""
+    ``credentials`` names where the token came from (for a refused token's message); ``client`` and the
+    timeouts as :class:`~airflow_carbon.core.sources.http.SourceClient`'s."""
+
+    source = SOURCE
 
     def __init__(self, token: str, base_url: str | None = None, *, emission_factor: str = "lifecycle",
-                 credentials: str | None = None, client: httpx.Client | None = None,
-                 connect_timeout_s: float = 3.0, read_timeout_s: float = 5.0) -> None:
+                 credentials: str | None = None, **kwargs: Any) -> None:
         if emission_factor not in EMISSION_FACTORS:
             raise ValueError(f"emission_factor={emission_factor!r} is invalid; expected one of {', '.join(EMISSION_FACTORS)}")
         if not token:
             raise ValueError("an Electricity Maps token is needed (the Connection's password); none was given")
-        self.base_url = (base_url or PUBLIC_URL).rstrip("/")
+        super().__init__(base_url, PUBLIC_URL, **kwargs)
         self.emission_factor = emission_factor
         self.credentials = credentials
         self._token = token
-        self._client = client or httpx.Client(timeout=timeout(connect_timeout_s, read_timeout_s))
 
     def __repr__(self) -> str:  # never the token
         return f"ElectricityMapsClient(base_url={self.base_url!r}, emission_factor={self.emission_factor!r})"
-
-    def close(self) -> None:
-        self._client.close()
 
     def latest(self, zone: str) -> list[IntensityInterval]:
         """The latest hour's figure (one interval)."""
@@ -75,11 +70,9 @@ class ElectricityMapsClient:
 
     def _interval(self, row: Any, *, forecast: bool = False) -> IntensityInterval:
         try:
-            g = row["carbonIntensity"]
-            if not isinstance(g, (int, float)) or isinstance(g, bool):
-                raise ValueError(f"carbonIntensity {g!r} is not a number")
-            start = datetime.fromisoformat(row["datetime"].replace("Z", "+00:00")).timestamp()
+            g = number(row["carbonIntensity"], "carbonIntensity")
+            start = unix_s(row["datetime"])
             estimated = forecast or bool(row.get("isEstimated"))
-            return IntensityInterval(start, start + HOUR_S, float(g), f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+            return IntensityInterval(start, start + HOUR_S, g, f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
+        except SHAPE_ERRORS as exc:
+            raise self.shape_error(exc) from None

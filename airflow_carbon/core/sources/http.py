@@ -11,6 +11,7 @@ import email.utils
 import json
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -42,6 +43,43 @@ def _rebuild(source: str, reason: str, retry_after_s: float | None) -> SourceErr
 def timeout(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S) -> httpx.Timeout:
     """httpx's timeout from a connect and a read timeout (s)."""
     return httpx.Timeout(read_s, connect=connect_s)
+
+
+class SourceClient:
+    """What every source's client has: its API's base URL (``public_url`` when ``base_url`` is None, as a
+    Connection with an empty host), one httpx client with short timeouts (s), and :meth:`close`."""
+
+    source: str = ""
+    """The source's name: the prefix of every SourceError's message and of the intervals' ``source``."""
+
+    def __init__(self, base_url: str | None, public_url: str, *, client: httpx.Client | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.base_url = (base_url or public_url).rstrip("/")
+        self._client = client or httpx.Client(timeout=timeout(connect_timeout_s, read_timeout_s), headers=headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def shape_error(self, exc: Exception) -> SourceError:
+        """The SourceError for a response whose JSON is not the documented shape (``exc``: what was wrong)."""
+        return SourceError(self.source, f"unexpected response shape ({type(exc).__name__}: {exc})")
+
+
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+"""What reading an unexpected JSON shape raises: each becomes :meth:`SourceClient.shape_error`."""
+
+
+def number(value: Any, what: str) -> float:
+    """``value`` as a float, or ValueError naming ``what`` (a JSON number; not a bool, not text)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{what} {value!r} is not a number")
+    return float(value)
+
+
+def unix_s(text: str) -> float:
+    """Unix seconds of an ISO 8601 time (``2026-04-01T00:00:00Z``, ``...+00:00``, ``...T12:00Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def get_json(

@@ -13,10 +13,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
-
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SourceError, get_json, timeout
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
 
 SOURCE = "uk_carbon_intensity"
 PUBLIC_URL = "https://api.carbonintensity.org.uk"
@@ -28,18 +26,15 @@ REGION_IDS = range(1, 18)
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?$")
 
 
-class UKCarbonIntensityClient:
-    """Client of the GB Carbon Intensity API at ``base_url`` (the public one when None). ``region`` is
-    None (Great Britain), a region id (1-17) or an outward postcode ("RG10")."""
+class UKCarbonIntensityClient(SourceClient):
+    """Client of the GB Carbon Intensity API at ``base_url`` (the public one when None; ``client`` and the
+    timeouts as :class:`~airflow_carbon.core.sources.http.SourceClient`'s). ``region`` is None (Great
+    Britain), a region id (1-17) or an outward postcode ("RG10")."""
 
-    def __init__(self, base_url: str | None = None, *, client: httpx.Client | None = None,
-                 connect_timeout_s: float = 3.0, read_timeout_s: float = 5.0) -> None:
-        self.base_url = (base_url or PUBLIC_URL).rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout(connect_timeout_s, read_timeout_s),
-                                              headers={"Accept": "application/json"})
+    source = SOURCE
 
-    def close(self) -> None:
-        self._client.close()
+    def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url, PUBLIC_URL, headers={"Accept": "application/json"}, **kwargs)
 
     def current(self, region: int | str | None = None) -> list[IntensityInterval]:
         """The current half hour's figure (one interval)."""
@@ -64,8 +59,8 @@ class UKCarbonIntensityClient:
             if regional:  # one entry per region, each with its own "data" series
                 rows = rows[0]["data"] if isinstance(rows, list) else rows["data"]
             out = [_interval(row) for row in rows]
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+        except SHAPE_ERRORS as exc:
+            raise self.shape_error(exc) from None
         if not out:
             raise SourceError(SOURCE, "no figures in the response")
         return out
@@ -74,15 +69,8 @@ class UKCarbonIntensityClient:
 def _interval(row: dict[str, Any]) -> IntensityInterval:
     intensity = row["intensity"]
     actual = intensity.get("actual")
-    g = actual if actual is not None else intensity["forecast"]
-    if not isinstance(g, (int, float)) or isinstance(g, bool):
-        raise ValueError(f"intensity {g!r} is not a number")
-    return IntensityInterval(_time(row["from"]), _time(row["to"]), float(g), SOURCE, estimated=actual is None)
-
-
-def _time(text: str) -> float:
-    """Unix seconds of the API's ``2018-01-20T12:00Z``."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=timezone.utc).timestamp()
+    g = number(actual if actual is not None else intensity["forecast"], "intensity")
+    return IntensityInterval(unix_s(row["from"]), unix_s(row["to"]), g, SOURCE, estimated=actual is None)
 
 
 def _region_path(region: int | str) -> str:

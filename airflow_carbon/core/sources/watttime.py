@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import httpx
-
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SourceError, get_json, timeout
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
+from airflow_carbon.core.units import G_PER_KWH_PER_LBS_PER_MWH, lbs_per_mwh_to_g_per_kwh
 
 SOURCE = "watttime"
 PUBLIC_URL = "https://api.watttime.org"
 SIGNAL = "marginal"
-G_PER_KWH_PER_LBS_PER_MWH = 0.45359237
-"""1 lb = 453.59237 g and 1 MWh = 1000 kWh: lbs/MWh x 0.45359237 = g/kWh."""
+__all__ = ["G_PER_KWH_PER_LBS_PER_MWH", "SOURCE", "SignalIndex", "WattTimeClient"]
 TOKEN_LIFETIME_S = 30 * 60
 _RENEW_MARGIN_S = 60
 
@@ -41,28 +38,26 @@ class SignalIndex:
     point_time_s: float
 
 
-class WattTimeClient:
+class WattTimeClient(SourceClient):
     """Client of WattTime v3 at ``base_url`` (the public one when None). ``credentials`` names where the
-    login and password came from, for a refused login's message."""
+    login and password came from, for a refused login's message; ``clock`` gives seconds (monotonic) for
+    the token's lifetime; ``client`` and the timeouts as :class:`~airflow_carbon.core.sources.http.SourceClient`'s."""
+
+    source = SOURCE
 
     def __init__(self, username: str, password: str, base_url: str | None = None, *, credentials: str | None = None,
-                 client: httpx.Client | None = None, connect_timeout_s: float = 3.0, read_timeout_s: float = 5.0,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, **kwargs: Any) -> None:
         if not username or not password:
             raise ValueError("WattTime needs a login and a password (the Connection's); one of them is empty")
-        self.base_url = (base_url or PUBLIC_URL).rstrip("/")
+        super().__init__(base_url, PUBLIC_URL, **kwargs)
         self.credentials = credentials
         self._auth = (username, password)
-        self._client = client or httpx.Client(timeout=timeout(connect_timeout_s, read_timeout_s))
         self._clock = clock
         self._token: str | None = None
         self._token_until = 0.0
 
     def __repr__(self) -> str:  # never the password or the token
         return f"WattTimeClient(base_url={self.base_url!r}, username={self._auth[0]!r})"
-
-    def close(self) -> None:
-        self._client.close()
 
     def forecast(self, region: str) -> list[IntensityInterval]:
         """The region's MOER forecast, one interval per data point (5 min), in gCO2e/kWh, all ``estimated``."""
@@ -71,16 +66,14 @@ class WattTimeClient:
             meta, rows = body["meta"], body["data"]
             if meta.get("units") != "lbs_co2_per_mwh":
                 raise ValueError(f"units {meta.get('units')!r}, expected 'lbs_co2_per_mwh'")
-            period = float(meta.get("data_point_period_seconds") or 300)
+            period_s = float(meta.get("data_point_period_seconds") or 300)
             out = []
             for row in rows:
-                value = row["value"]
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ValueError(f"value {value!r} is not a number")
-                start = _time(row["point_time"])
-                out.append(IntensityInterval(start, start + period, value * G_PER_KWH_PER_LBS_PER_MWH, f"{SOURCE}:{region}", True))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+                g = lbs_per_mwh_to_g_per_kwh(number(row["value"], "value"))
+                start = unix_s(row["point_time"])
+                out.append(IntensityInterval(start, start + period_s, g, f"{SOURCE}:{region}", True))
+        except SHAPE_ERRORS as exc:
+            raise self.shape_error(exc) from None
         if not out:
             raise SourceError(SOURCE, f"no forecast for {region} in the response")
         return out
@@ -90,9 +83,9 @@ class WattTimeClient:
         body = self._get("/v3/signal-index", {"region": region, "signal_type": "co2_moer"}, region)
         try:
             (row,) = body["data"][:1]
-            return SignalIndex(region, float(row["value"]), _time(row["point_time"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SourceError(SOURCE, f"unexpected response shape ({type(exc).__name__}: {exc})") from None
+            return SignalIndex(region, number(row["value"], "value"), unix_s(row["point_time"]))
+        except SHAPE_ERRORS as exc:
+            raise self.shape_error(exc) from None
 
     # -- internals ---------------------------------------------------------------------------------
     def _login(self) -> str:
@@ -124,6 +117,3 @@ class WattTimeClient:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-
-def _time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
