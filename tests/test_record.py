@@ -18,7 +18,7 @@ def record():
 def test_a_measured_record_validates_and_round_trips_through_json(record):
     text = json.dumps(record)
     assert load_record(text) == record
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
     assert record["started_at"].endswith("Z") and record["ended_at"] >= record["started_at"]
 
 
@@ -33,7 +33,7 @@ def test_every_component_names_its_method(record):
         (("components", "gpu", "method"), "guessed", "components.gpu.method"),
         (("emissions_g",), -1, "emissions_g"),
         (("intensity", "g_per_kwh"), "high", "intensity.g_per_kwh"),
-        (("schema_version",), 2, "schema_version"),
+        (("schema_version",), 3, "schema_version"),
     ],
 )
 def test_invalid_field_is_named(record, path, value, field):

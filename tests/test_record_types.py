@@ -177,7 +177,7 @@ def test_the_hardware_rule():
 
 # -- versions ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def v1_record():
+def current_record():
     from airflow_carbon import EnergyMeter
 
     with EnergyMeter(location="FR", cuda_visible_devices="") as meter:
@@ -185,10 +185,19 @@ def v1_record():
     return meter.record
 
 
-@pytest.mark.parametrize("version", [2, 3, 99])
-def test_a_newer_record_is_refused_with_a_clear_message(v1_record, version):
-    newer = {**v1_record, "schema_version": version}
-    message = f"invalid record field schema_version: {version} is newer than this airflow-carbon reads (1); upgrade airflow-carbon"
+@pytest.fixture()
+def v1_record():
+    """A record airflow-carbon 0.1.0 wrote (schema version 1), as it sits in users' XComs and files."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "data" / "records" / "v1-airflow-carbon-0.1.0.json").read_text())
+
+
+@pytest.mark.parametrize("version", [3, 4, 99])
+def test_a_newer_record_is_refused_with_a_clear_message(current_record, version):
+    newer = {**current_record, "schema_version": version}
+    message = f"invalid record field schema_version: {version} is newer than this airflow-carbon reads (2); upgrade airflow-carbon"
     for read in (validate_record, load_record):
         with pytest.raises(RecordError) as err:
             read(newer)
@@ -196,23 +205,40 @@ def test_a_newer_record_is_refused_with_a_clear_message(v1_record, version):
 
 
 @pytest.mark.parametrize("version", [0, "1", True, None])
-def test_a_version_that_is_no_version_is_named(v1_record, version):
+def test_a_version_that_is_no_version_is_named(current_record, version):
     with pytest.raises(RecordError, match="field schema_version:"):
-        validate_record({**v1_record, "schema_version": version})
+        validate_record({**current_record, "schema_version": version})
 
 
-def test_a_current_record_is_read_as_is(v1_record):
-    assert upgrade(v1_record) is v1_record
-    assert load_record(v1_record) is v1_record
+def test_a_current_record_is_read_as_is(current_record):
+    assert current_record["schema_version"] == rec.SCHEMA_VERSION == 2
+    assert upgrade(current_record) is current_record
+    assert load_record(current_record) is current_record
+
+
+def test_a_version_1_record_still_reads_in_the_newest_shape(v1_record):
+    loaded = load_record(v1_record)
+    assert loaded["schema_version"] == 2
+    assert {k: v for k, v in loaded.items() if k != "schema_version"} == {k: v for k, v in v1_record.items() if k != "schema_version"}
+    assert v1_record["schema_version"] == 1  # the input is left alone
+    assert "segments" not in loaded["intensity"]  # a v1 record says nothing about live intensity: unknown, not empty
+
+
+def test_a_version_1_record_is_checked_against_its_own_schema(v1_record):
+    live = copy.deepcopy(v1_record)
+    live["intensity"]["method"] = "live"  # a v2 value in a v1 record: refused, naming the field
+    with pytest.raises(RecordError, match=r"field intensity\.method:"):
+        load_record(live)
 
 
 def test_load_record_upgrades_an_older_record_step_by_step(v1_record, monkeypatch):
-    """As it will once a version 2 exists: v1 validates against its own schema, then UPGRADES[1] runs."""
-    monkeypatch.setattr(rec, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(rec.UPGRADES, 1, lambda r: {**r, "schema_version": 2, "renamed": r["hardware_used"]})
+    """As it will once a version 3 exists: each step of UPGRADES runs in turn."""
+    monkeypatch.setattr(rec, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(rec.SCHEMA_RESOURCES, 3, rec.SCHEMA_RESOURCE)
+    monkeypatch.setitem(rec.UPGRADES, 2, lambda r: {**r, "schema_version": 3, "renamed": r["hardware_used"]})
     loaded = load_record(v1_record)
-    assert loaded["schema_version"] == 2 and loaded["renamed"] == v1_record["hardware_used"]
-    assert v1_record["schema_version"] == 1  # the input is left alone
+    assert loaded["schema_version"] == 3 and loaded["renamed"] == v1_record["hardware_used"]
+    assert v1_record["schema_version"] == 1
 
 
 def test_the_meter_and_the_card_write_one_records_hardware_alike(fake_gpu):

@@ -4,7 +4,7 @@ every reader of records shares.
 A record stays a plain JSON dict everywhere (XCom, the task state store, files, the UI's JSON): the
 TypedDicts below (:class:`Record`, :class:`Components` / :class:`Component`, :class:`GpuEntry`,
 :class:`Intensity`, :class:`MeasuredBy`, :class:`TaskIdentity`) only describe it, at no runtime cost. The
-JSON Schema (draft-07) shipped as ``airflow_carbon/core/schemas/record-v1.schema.json`` is the contract;
+JSON Schema (draft-07) shipped as ``airflow_carbon/core/schemas/record-v2.schema.json`` is the contract;
 tests/test_record_types.py checks that the types and the schema name the same fields, required alike,
 with compatible JSON types. What readers share lives here too: the component names
 (:data:`COMPONENTS`), the order of task tries (:func:`sort_key`), a task instance's label
@@ -33,22 +33,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NotRequired, TypedDict, get_args
 
-SCHEMA_VERSION = 1
-"""The version of the records this package writes, and the newest it reads."""
+SCHEMA_VERSION = 2
+"""The version of the records this package writes, and the newest it reads. Version 2 (0.2.0) added live
+grid intensity: ``intensity.method`` may be ``"live"``, with ``segments``, ``zone``, ``signal``,
+``live_source``, ``conn_id`` and ``fallback``. A version 1 record is a valid version 2 record once its
+version says 2 (:data:`UPGRADES`)."""
 
-SCHEMA_RESOURCE = "schemas/record-v1.schema.json"
+SCHEMA_RESOURCE = "schemas/record-v2.schema.json"
 """The newest version's JSON Schema, relative to ``airflow_carbon.core``."""
 
-SCHEMA_RESOURCES = {1: SCHEMA_RESOURCE}
+SCHEMA_RESOURCES = {1: "schemas/record-v1.schema.json", 2: SCHEMA_RESOURCE}
 """Every version this package reads -> its JSON Schema."""
 
 
-# -- the types (what record-v1.schema.json says, field for field) -----------------------------------
+# -- the types (what record-v2.schema.json says, field for field) -----------------------------------
 ComponentName = Literal["gpu", "cpu", "ram"]
 ComponentMethod = Literal["counter", "sampled", "rapl", "estimated", "mixed", "none", "missing"]
 GpuMethod = Literal["counter", "sampled", "missing"]
-IntensityMethod = Literal["explicit", "dataset", "world-average"]
+IntensityMethod = Literal["explicit", "dataset", "world-average", "live"]
 EmissionFactor = Literal["lifecycle", "direct"]
+Signal = Literal["average", "marginal"]
+LiveSource = Literal["electricitymaps", "watttime", "uk_carbon_intensity"]
 Status = Literal["success", "failed", "skipped", "running", "interrupted"]
 
 
@@ -96,8 +101,21 @@ class GpuEntry(TypedDict):
     mig_devices: NotRequired[list[str]]
 
 
+class SegmentEntry(TypedDict):
+    """A piece of a try's window in one interval of a live source (``intensity.segments[]``): UTC ISO times,
+    its energy (kWh, before PUE) and its grid intensity (gCO2e/kWh)."""
+
+    start: str
+    end: str
+    energy_kwh: float
+    g_per_kwh: float
+    source: str
+    estimated: bool
+    energy_estimated: bool
+
+
 class Intensity(TypedDict):
-    """The grid intensity used (gCO2e/kWh) and where it comes from."""
+    """The grid intensity used (gCO2e/kWh; energy-weighted over ``segments`` when live) and where it comes from."""
 
     g_per_kwh: float
     location: str | None
@@ -107,6 +125,12 @@ class Intensity(TypedDict):
     license: NotRequired[str | None]
     method: IntensityMethod
     emission_factor: NotRequired[EmissionFactor | None]
+    zone: NotRequired[str | None]
+    signal: NotRequired[Signal]
+    live_source: NotRequired[LiveSource]
+    conn_id: NotRequired[str | None]
+    segments: NotRequired[list[SegmentEntry]]
+    fallback: NotRequired[str]
 
 
 class MeasuredBy(TypedDict):
@@ -132,7 +156,7 @@ class TaskIdentity(TypedDict):
 class Record(TypedDict):
     """One measured window (one task try). Units are in the names: _s, _j, _kwh, _w, _g, g_per_kwh."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     started_at: str
     ended_at: str
     duration_s: float
@@ -243,8 +267,13 @@ def validate_record(record: Any) -> Record:
     return record  # type: ignore[return-value]
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-"""Version v -> the function that turns a valid v record into a v + 1 record (none yet: 1 is the newest)."""
+def _v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 only added optional fields and the ``"live"`` method: a v1 record needs its version changed."""
+    return {**record, "schema_version": 2}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+"""Version v -> the function that turns a valid v record into a v + 1 record (a new dict; the input is left alone)."""
 
 
 def upgrade(record: dict[str, Any]) -> Record:
