@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 import warnings as _warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_carbon._version import __version__
 from airflow_carbon.core import host as _host
@@ -33,7 +33,10 @@ from airflow_carbon.core.record import (
     format_hardware,
 )
 from airflow_carbon.core.sampler import Sampler
-from airflow_carbon.core.units import j_to_kwh
+from airflow_carbon.core.units import j_to_kwh, kwh_to_j, utc_iso
+
+if TYPE_CHECKING:  # the live path (httpx) is imported only by those who use it
+    from airflow_carbon.core.live import LiveIntensity
 
 DEFAULT_SAMPLING_INTERVAL_S: float = OPTION["sampling_interval_s"].default
 """Seconds between GPU power samples (100 ms); the option table's default, as every default here."""
@@ -47,13 +50,13 @@ DEFAULT_CHECKPOINT_INTERVAL_S: float = OPTION["checkpoint_interval_s"].default
 HOST_SAMPLING_INTERVAL_S = 1.0
 """Seconds between reads of RAPL, of the process tree's resident memory and of NVML's GPU utilisation."""
 
+BOUNDARY_SNAP_S = 1.0
+"""The energy at a live source's interval boundary is read at the first sample after it; within this many
+seconds of the boundary it counts as the boundary's (the error is at most this long at the try's power)."""
+
 
 class MeterWarning(UserWarning):
     """Something could not be measured; the record's ``warnings`` say what."""
-
-
-def _utc_iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EnergyMeter:
@@ -68,6 +71,9 @@ class EnergyMeter:
     - ``on_checkpoint``: called from the sampling thread every ``checkpoint_interval_s`` with the record
       so far, so a process that is killed loses at most one interval.
     - ``powercap_root``: where RAPL's counters are read (tests point it elsewhere).
+    - ``live``: a :class:`~airflow_carbon.core.live.LiveIntensity`: grams from the live source's figures
+      for the hours the window ran (energy read at each of its interval boundaries and at checkpoints),
+      the bundled figure where the source gives none (the record's ``intensity.fallback`` says why).
 
     Options (generated from the option table):
     """
@@ -89,6 +95,7 @@ class EnergyMeter:
         powercap_root: str = _host.DEFAULT_POWERCAP_ROOT,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+        live: LiveIntensity | None = None,
     ) -> None:
         # the location is checked with the intensity: beside an explicit g_per_kwh any text is a name
         self.intensity: GridIntensity = resolve_intensity(location, validate("g_per_kwh", g_per_kwh))
@@ -107,6 +114,10 @@ class EnergyMeter:
         self._on_checkpoint = on_checkpoint
         self.checkpoint_interval_s: float = validate("checkpoint_interval_s", checkpoint_interval_s)
         self._next_checkpoint_t = math.inf
+        self.live = live
+        self._energy_points: list[tuple[float, float]] = []  # (Unix s, cumulative J) where the energy is known
+        self._next_boundary_s = math.inf
+        self._prefetch: threading.Thread | None = None
         self._gpu: GpuWindow | None = None
         self._gpus: list[nvml.Gpu] = []
         self._gpu_missing: str | None = None
@@ -133,6 +144,10 @@ class EnergyMeter:
         self._next_host_t = self._t0 + HOST_SAMPLING_INTERVAL_S
         if self._on_checkpoint is not None:
             self._next_checkpoint_t = self._t0 + self.checkpoint_interval_s
+        self._energy_points = [(self._wall0, 0.0)]
+        if self.live is not None:
+            self._next_boundary_s = self.live.next_boundary(self._wall0)
+            self._prefetch_at(self._wall0)
         if self._gpu is not None:  # last, so that the counter window starts where the task does
             self._guard("GPU measurement failed to start", self._gpu.start, self._t0)
             if self._gpu.needs_fast_sampling:  # energy from sampled power: sample fast while it moves
@@ -165,7 +180,12 @@ class EnergyMeter:
         else:
             cpu = {"energy_kwh": None, "method": "missing"}
             ram = {"energy_kwh": None, "method": "missing"}
-        self.record = self._build_record(wall1, duration_s, gpu_entries, cpu, ram, self._warnings)
+        if self._prefetch is not None:
+            self._prefetch.join()  # bounded by the source's timeouts
+        wall1 = self._wall0 + duration_s
+        self.record = self._build_record(wall1, duration_s, gpu_entries, cpu, ram, self._warnings, final=True)
+        if self.live is not None:
+            self.live.close()
         for message in self._warnings:
             if not message.startswith(("CPU energy estimated", "CPU energy is RAPL")):
                 _warnings.warn(message, MeterWarning, stacklevel=2)
@@ -201,10 +221,14 @@ class EnergyMeter:
 
     def _tick(self, t: float) -> bool:
         fast = self._gpu.sample(t) if self._gpu is not None else False
+        if self._wall0 + (t - self._t0) >= self._next_boundary_s:
+            self._boundary(t)
         if t >= self._next_host_t:
             self._host.sample(t)
             if self._gpu is not None:
                 self._gpu.sample_utilization()
+            if self.live is not None:  # the source's own intervals, once known, may end sooner than its granularity
+                self._next_boundary_s = min(self._next_boundary_s, self.live.next_boundary(self._wall0 + (t - self._t0)))
             self._next_host_t = t + HOST_SAMPLING_INTERVAL_S
         if t >= self._next_checkpoint_t:
             # a fixed schedule from the start: a late tick does not push every later checkpoint back
@@ -213,22 +237,57 @@ class EnergyMeter:
             self._checkpoint(t)
         return fast
 
+    def _so_far(self, t: float) -> tuple[float, list[GpuEntry], Component, Component, list[str]]:
+        """The window's duration (s), GPU entries, CPU and RAM components and their warnings at ``t``."""
+        duration_s = t - self._t0
+        warnings: list[str] = []
+        gpu_entries: list[GpuEntry] = []
+        if self._gpu is not None:
+            gpu_entries, gpu_warnings = self._gpu.snapshot(t, duration_s)
+            warnings.extend(gpu_warnings)
+        cpu, ram, host_warnings = self._host.read(t, duration_s)
+        warnings.extend(host_warnings)
+        return duration_s, gpu_entries, cpu, ram, warnings
+
     def _checkpoint(self, t: float) -> None:
         """Hand the record so far to ``on_checkpoint``; runs on the sampling thread, never raises."""
         try:
-            duration_s = t - self._t0
-            warnings = list(self._warnings)
-            gpu_entries: list[GpuEntry] = []
-            if self._gpu is not None:
-                gpu_entries, gpu_warnings = self._gpu.snapshot(t, duration_s)
-                warnings.extend(gpu_warnings)
-            cpu, ram, host_warnings = self._host.read(t, duration_s)
-            warnings.extend(host_warnings)
-            record = self._build_record(self._wall0 + duration_s, duration_s, gpu_entries, cpu, ram, warnings)
+            duration_s, gpu_entries, cpu, ram, warnings = self._so_far(t)
+            record = self._build_record(self._wall0 + duration_s, duration_s, gpu_entries, cpu, ram, [*self._warnings, *warnings])
+            self._energy_points.append((self._wall0 + duration_s, kwh_to_j(record["energy_kwh"])))
             record["warnings"].append(f"checkpoint after {duration_s:.0f} s: the window was still open")
             self._on_checkpoint(record)  # type: ignore[misc]
         except Exception as exc:
             self._warnings.append(f"a checkpoint failed: {exc!r}")
+
+    def _boundary(self, t: float) -> None:
+        """A live source's interval boundary passed: note the energy there, look the next interval up
+        (off the sampling thread). Never raises."""
+        assert self.live is not None
+        wall = self._wall0 + (t - self._t0)
+        boundary, self._next_boundary_s = self._next_boundary_s, self.live.next_boundary(wall)
+        try:
+            *_, gpu_entries, cpu, ram, _ = self._so_far(t)
+            energy_kwh = _energy_kwh({"gpu": _gpu_component(gpu_entries, self._gpu_missing), "cpu": cpu, "ram": ram})
+            when = boundary if wall - boundary <= BOUNDARY_SNAP_S and boundary > self._energy_points[-1][0] else wall
+            self._energy_points.append((when, kwh_to_j(energy_kwh)))
+        except Exception as exc:
+            self._warnings.append(f"the energy at a grid-intensity interval boundary could not be read: {exc!r}")
+        self._prefetch_at(wall)
+
+    def _prefetch_at(self, wall: float) -> None:
+        """Look the interval at ``wall`` (Unix s) up in the background, so that it is known (and cached) even
+        if the source is lost later in the try."""
+        if self._prefetch is not None and self._prefetch.is_alive():
+            return
+        live = self.live
+        assert live is not None
+        def look_up() -> None:
+            live.lookup(wall, wall)
+            self._next_boundary_s = min(self._next_boundary_s, live.next_boundary(wall))
+
+        self._prefetch = threading.Thread(target=look_up, name="airflow-carbon-intensity", daemon=True)
+        self._prefetch.start()
 
     def _guard(self, what: str, fn: Any, *args: Any) -> Any:
         try:
@@ -245,29 +304,70 @@ class EnergyMeter:
         cpu: Component,
         ram: Component,
         warnings: list[str],
+        *,
+        final: bool = False,
     ) -> Record:
         gpu_component = _gpu_component(gpu_entries, self._gpu_missing)
         components: Components = {"gpu": gpu_component, "cpu": cpu, "ram": ram}
-        energy_kwh = sum(c["energy_kwh"] for c in components.values() if c["energy_kwh"] is not None)
+        energy_kwh = _energy_kwh(components)
         missing = [name for name, c in components.items() if c["energy_kwh"] is None]
         if missing:
             warnings.append(f"energy_kwh leaves out {', '.join(missing)}: not measured (see above)")
+        if self.live is not None:
+            intensity, grams = self._live_intensity(wall1, energy_kwh, fetch_missing=final)
+            if final and "fallback" in intensity:
+                warnings.append(_fallback_warning(intensity, self.live))
+        else:
+            intensity, grams = self.intensity.to_dict(), emissions_g(energy_kwh, self.intensity.g_per_kwh, self.pue)
         return {
             "schema_version": SCHEMA_VERSION,
-            "started_at": _utc_iso(self._wall0),
-            "ended_at": _utc_iso(wall1),
+            "started_at": utc_iso(self._wall0),
+            "ended_at": utc_iso(wall1),
             "duration_s": duration_s,
             "energy_kwh": energy_kwh,
             "components": components,
             "gpus": gpu_entries,
             "pue": self.pue,
-            "intensity": self.intensity.to_dict(),
-            "emissions_g": emissions_g(energy_kwh, self.intensity.g_per_kwh, self.pue),
+            "intensity": intensity,  # type: ignore[typeddict-item]
+            "emissions_g": grams,
             "hardware_used": hardware_used(gpu_entries),
             "host": _host.hostname(),
             "measured_by": {"package": "airflow-carbon", "version": __version__, **_host.platform_info()},
             "warnings": list(warnings),
         }
+
+
+    def _live_intensity(self, wall1: float, energy_kwh: float, *, fetch_missing: bool) -> tuple[dict[str, Any], float]:
+        """The live ``intensity`` and grams for the window so far, ending at ``wall1`` (Unix s) with ``energy_kwh``."""
+        assert self.live is not None
+        end_j = kwh_to_j(energy_kwh)
+        points, high = [], 0.0
+        for t, e in self._energy_points:  # energy at each known instant, never decreasing, never above the end's
+            if t < wall1:
+                high = min(max(high, e), end_j)
+                points.append((t, high))
+        points.append((max(wall1, points[-1][0] + 1e-6) if points else wall1, end_j))
+        if len(points) < 2:
+            points.insert(0, (wall1 - 1e-6, 0.0))
+        return self.live.intensity(points, self.pue, fetch_missing=fetch_missing)
+
+
+def _energy_kwh(components: Components) -> float:
+    """The measured energy (kWh): the components that could be measured."""
+    return sum(c["energy_kwh"] for c in components.values() if c["energy_kwh"] is not None)
+
+
+def _fallback_warning(intensity: dict[str, Any], live: LiveIntensity) -> str:
+    fb = live.fallback
+    where = f"Connection {live.conn_id!r}" if live.conn_id else live.source
+    if intensity["method"] == "live":
+        lost = sum(s["energy_kwh"] for s in intensity["segments"] if s["source"] == fb.source)
+        total = sum(s["energy_kwh"] for s in intensity["segments"])
+        share = f"{100 * lost / total:.0f} % of the energy" if total > 0 else "part of the window"
+        return (f"grid intensity: {share} used the bundled figure {fb.g_per_kwh:g} gCO2e/kWh ({fb.name}) instead of "
+                f"{where}: {intensity['fallback']}")
+    return (f"grid intensity: the live source ({where}) gave no figure; the bundled figure {fb.g_per_kwh:g} gCO2e/kWh "
+            f"({fb.name}) was used: {intensity['fallback']}")
 
 
 def _gpu_component(entries: list[GpuEntry], missing: str | None) -> Component:

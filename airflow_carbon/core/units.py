@@ -3,6 +3,8 @@ grid intensity in gCO2e/kWh and lbs CO2/MWh."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 J_PER_KWH = 3.6e6
 """Joules in one kilowatt-hour."""
 
@@ -45,3 +47,8 @@ def mw_to_w(power_mw: float) -> float:
 def uj_to_j(energy_uj: float) -> float:
     """Convert energy from µJ (RAPL's unit) to J."""
     return energy_uj / 1e6
+
+
+def utc_iso(epoch_s: float) -> str:
+    """Unix seconds as the records' UTC ISO 8601 time, to the millisecond: ``2026-12-03T10:00:00.000Z``."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -7,6 +7,7 @@ test sets, and the failures a live source has (``fail``: "500", "429", "malforme
 
 Series keys are Unix seconds of half-hour starts; a value is (actual, forecast) or one number (forecast
 and actual alike); ``actual_until`` marks later intervals as forecast only (``actual: null``).
+``interval_s`` shortens the half hour (tests of tries that cross intervals: the times then carry seconds).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ _REGIONS = {n: (f"DNO region {n}", f"Region {n}") for n in range(1, 15)} | {15: 
 
 
 def _stamp(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    when = datetime.fromtimestamp(t, timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%MZ" if when.second == 0 else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse(text: str) -> float:
@@ -110,8 +112,10 @@ class _LoopbackAPI:
 class UKCarbonIntensitySim(_LoopbackAPI):
     """The simulator; ``requests`` lists the paths it served, ``now_s`` is its clock (settable)."""
 
-    def __init__(self, series: dict[float, Any], *, actual_until: float | None = None, now_s: float | None = None) -> None:
+    def __init__(self, series: dict[float, Any], *, actual_until: float | None = None, now_s: float | None = None,
+                 interval_s: float = HALF_HOUR_S) -> None:
         self.series = {float(k): v for k, v in series.items()}
+        self.interval_s = interval_s
         self.actual_until = actual_until
         self.now_s = now_s
         self.requests: list[str] = []
@@ -126,16 +130,18 @@ class UKCarbonIntensitySim(_LoopbackAPI):
         if self.actual_until is not None and start >= self.actual_until:
             actual = None
         g = actual if actual is not None else forecast
-        return {"from": _stamp(start), "to": _stamp(start + HALF_HOUR_S),
+        return {"from": _stamp(start), "to": _stamp(start + self.interval_s),
                 "intensity": {"forecast": forecast, "actual": actual, "index": _index(g)}}
 
     def _now_start(self) -> float:
         now = time.time() if self.now_s is None else self.now_s
-        return now - now % HALF_HOUR_S
+        return now - now % self.interval_s
 
     def _forward(self, start: float) -> list[dict[str, Any]]:
-        first = start - start % HALF_HOUR_S + (HALF_HOUR_S if start % HALF_HOUR_S else 0)
-        rows = (self._row(first + n * HALF_HOUR_S) for n in range(48))
+        """The 24 h from the interval after ``start`` (``start`` itself where it begins one), as the API."""
+        step = self.interval_s
+        first = start - start % step + (step if start % step else 0)
+        rows = (self._row(t) for t in sorted(self.series) if first <= t < first + 24 * 3600)
         return [r for r in rows if r is not None]
 
     def _regional(self, rows: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
@@ -182,10 +188,13 @@ class UKCarbonIntensitySim(_LoopbackAPI):
 class ElectricityMapsSim(_LoopbackAPI):
     """A local Electricity Maps v3 API: ``/v3/carbon-intensity/{latest,history,forecast}?zone=``, the
     ``auth-token`` header checked against ``token``, hourly ``series`` per zone ({zone: {hour start s: g}}),
-    and the failures of :class:`UKCarbonIntensitySim` (``fail``)."""
+    and the failures of :class:`UKCarbonIntensitySim` (``fail``). A request may name its place by ``lat``
+    and ``lon`` instead of ``zone``, as the API allows: ``places`` maps (lat, lon) to the zone that holds it."""
 
-    def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float) -> None:
+    def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float,
+                 places: dict[tuple[float, float], str] | None = None) -> None:
         self.series, self.token, self.now_s = series, token, now_s
+        self.places = places or {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         super().__init__()
 
@@ -205,6 +214,8 @@ class ElectricityMapsSim(_LoopbackAPI):
         if h.headers.get("auth-token") != self.token:
             return _send(h, 401, {"message": "Unauthorized"})
         zone, factor = query.get("zone", ""), query.get("emissionFactorType", "lifecycle")
+        if not zone and "lat" in query and "lon" in query:
+            zone = self.places.get((float(query["lat"]), float(query["lon"])), "")
         if zone not in self.series:
             return _send(h, 400, {"message": f"Zone '{zone}' does not exist."})
         hour = self.now_s - self.now_s % 3600
@@ -272,3 +283,32 @@ class WattTimeSim(_LoopbackAPI):
             row = {"point_time": datetime.fromtimestamp(start, timezone.utc).isoformat(), "value": percentile}
             return _send(h, 200, {"data": [row], "meta": {**meta, "units": "percentile"}})
         return _send(h, 404, {"error": "Not Found", "message": path})
+
+
+def _lookup_in_child(barrier: Any, spec: Any, zone: str | None, cache_dir: str, location: str, queue: Any) -> None:
+    from airflow_carbon.core.intensity import resolve_intensity
+    from airflow_carbon.core.intensity_cache import IntensityCache
+    from airflow_carbon.core.live import LiveIntensity
+
+    live = LiveIntensity(spec, zone, fallback=resolve_intensity(location), cache=IntensityCache(cache_dir))
+    barrier.wait()
+    now = time.time()
+    t0 = time.perf_counter()
+    intervals = live.lookup(now, now)
+    queue.put((time.perf_counter() - t0, len(intervals), live.requests, live.failure))
+
+
+def lookups_from_processes(n: int, spec: Any, zone: str | None, cache_dir: str, *, location: str = "GB") -> list[tuple[float, int, int, str | None]]:
+    """``n`` processes (forked, as a worker's task processes) look the current interval up at once through
+    one cache directory: each one's (seconds, intervals found, requests it made, failure)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    children = [ctx.Process(target=_lookup_in_child, args=(barrier, spec, zone, cache_dir, location, queue)) for _ in range(n)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    return results

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, aget_json, get_json, number, unix_s
 
 SOURCE = "electricitymaps"
 PUBLIC_URL = "https://api.electricitymap.org"
@@ -55,11 +57,18 @@ class ElectricityMapsClient(SourceClient):
         rows = self._rows(self._get("/v3/carbon-intensity/forecast", zone), "forecast")
         return [self._interval(row, forecast=True) for row in rows]
 
+    async def aforecast(self, client: httpx.AsyncClient, zone: str) -> list[IntensityInterval]:
+        """:meth:`forecast` on an event loop, through ``client``."""
+        body = await aget_json(client, self.base_url + "/v3/carbon-intensity/forecast", **self._request(zone))
+        return [self._interval(row, forecast=True) for row in self._rows(body, "forecast")]
+
     # -- internals ---------------------------------------------------------------------------------
+    def _request(self, zone: str) -> dict[str, Any]:
+        return {"source": SOURCE, "params": {"zone": zone, "emissionFactorType": self.emission_factor},
+                "headers": {"auth-token": self._token}, "credentials": self.credentials}
+
     def _get(self, path: str, zone: str) -> Any:
-        params = {"zone": zone, "emissionFactorType": self.emission_factor}
-        return get_json(self._client, self.base_url + path, source=SOURCE, params=params,
-                        headers={"auth-token": self._token}, credentials=self.credentials)
+        return get_json(self._client, self.base_url + path, **self._request(zone))
 
     @staticmethod
     def _rows(body: Any, key: str) -> list[Any]:

@@ -2,7 +2,8 @@
 
 The reason is what the record says (``fallback: "<source>: <reason>"``) and what the task log warns: it
 names the status, the source and, for refused credentials, the Connection, never a token. httpx (shipped
-with Airflow) serves the sync path here; the async path will use the same error mapping.
+with Airflow) serves both paths: :func:`get_json` for tasks and the CLI, :func:`aget_json` for the
+triggerer's event loop, with one error mapping.
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def timeout(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S
     return httpx.Timeout(read_s, connect=connect_s)
 
 
+def async_client(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S) -> httpx.AsyncClient:
+    """An httpx.AsyncClient with the sources' short timeouts (s), for the clients' ``aforecast``."""
+    return httpx.AsyncClient(timeout=timeout(connect_s, read_s))
+
+
 class SourceClient:
     """What every source's client has: its API's base URL (``public_url`` when ``base_url`` is None, as a
-    Connection with an empty host), one httpx client with short timeouts (s), and :meth:`close`."""
+    Connection with an empty host), one httpx client with short timeouts (s), and :meth:`close`. Its
+    ``aforecast`` takes an ``httpx.AsyncClient`` (:func:`async_client`) that the caller's loop owns."""
 
     source: str = ""
     """The source's name: the prefix of every SourceError's message and of the intervals' ``source``."""
@@ -99,12 +106,35 @@ def get_json(
     """
     try:
         response = client.get(url, params=params, headers=headers, auth=auth)
-    except httpx.TimeoutException as exc:
-        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-        raise SourceError(source, f"timed out ({kind} timeout)") from None
-    except httpx.HTTPError as exc:  # refused, DNS, TLS, reset: no network to the source
-        raise SourceError(source, f"unreachable ({type(exc).__name__})") from None
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, source) from None
     return parse_response(response, source=source, credentials=credentials)
+
+
+async def aget_json(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    source: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    credentials: str | None = None,
+) -> Any:
+    """:func:`get_json` on an event loop (the triggerer's): the same request, the same SourceErrors."""
+    try:
+        response = await client.get(url, params=params, headers=headers, auth=auth)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, source) from None
+    return parse_response(response, source=source, credentials=credentials)
+
+
+def transport_error(exc: httpx.HTTPError, source: str) -> SourceError:
+    """The SourceError of a request that got no response: a timeout, or no network to the source."""
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+        return SourceError(source, f"timed out ({kind} timeout)")
+    return SourceError(source, f"unreachable ({type(exc).__name__})")  # refused, DNS, TLS, reset
 
 
 def parse_response(response: httpx.Response, *, source: str, credentials: str | None = None) -> Any:

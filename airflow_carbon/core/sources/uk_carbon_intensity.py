@@ -13,8 +13,10 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
+
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, aget_json, get_json, number, unix_s
 
 SOURCE = "uk_carbon_intensity"
 PUBLIC_URL = "https://api.carbonintensity.org.uk"
@@ -44,10 +46,13 @@ class UKCarbonIntensityClient(SourceClient):
 
     def forecast(self, start: datetime, region: int | str | None = None) -> list[IntensityInterval]:
         """Half-hourly figures for the 24 h from ``start`` (an aware datetime), actual where known."""
-        stamp = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-        if region is None:
-            return self._intervals(self._get(f"/intensity/{stamp}/fw24h"), regional=False)
-        return self._intervals(self._get(f"/regional/intensity/{stamp}/fw24h/{_region_path(region)}"), regional=True)
+        path = _forward_path(start, region)
+        return self._intervals(self._get(path), regional=region is not None)
+
+    async def aforecast(self, client: httpx.AsyncClient, start: datetime, region: int | str | None = None) -> list[IntensityInterval]:
+        """:meth:`forecast` on an event loop, through ``client``."""
+        body = await aget_json(client, self.base_url + _forward_path(start, region), source=SOURCE, headers={"Accept": "application/json"})
+        return self._intervals(body, regional=region is not None)
 
     # -- internals ---------------------------------------------------------------------------------
     def _get(self, path: str) -> Any:
@@ -71,6 +76,11 @@ def _interval(row: dict[str, Any]) -> IntensityInterval:
     actual = intensity.get("actual")
     g = number(actual if actual is not None else intensity["forecast"], "intensity")
     return IntensityInterval(unix_s(row["from"]), unix_s(row["to"]), g, SOURCE, estimated=actual is None)
+
+
+def _forward_path(start: datetime, region: int | str | None) -> str:
+    stamp = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return f"/intensity/{stamp}/fw24h" if region is None else f"/regional/intensity/{stamp}/fw24h/{_region_path(region)}"
 
 
 def _region_path(region: int | str) -> str:

@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from airflow_carbon.core.segments import IntensityInterval
-from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, get_json, number, unix_s
+from airflow_carbon.core.sources.http import SHAPE_ERRORS, SourceClient, SourceError, aget_json, get_json, number, unix_s
 from airflow_carbon.core.units import G_PER_KWH_PER_LBS_PER_MWH, lbs_per_mwh_to_g_per_kwh
 
 SOURCE = "watttime"
@@ -61,7 +63,25 @@ class WattTimeClient(SourceClient):
 
     def forecast(self, region: str) -> list[IntensityInterval]:
         """The region's MOER forecast, one interval per data point (5 min), in gCO2e/kWh, all ``estimated``."""
-        body = self._get("/v3/forecast", {"region": region, "signal_type": "co2_moer"}, region)
+        return self._forecast_intervals(self._get("/v3/forecast", {"region": region, "signal_type": "co2_moer"}, region), region)
+
+    async def aforecast(self, client: httpx.AsyncClient, region: str) -> list[IntensityInterval]:
+        """:meth:`forecast` on an event loop, through ``client`` (logging in through it too where needed)."""
+        params = {"region": region, "signal_type": "co2_moer"}
+        for attempt in (1, 2):
+            if self._token is None or self._clock() >= self._token_until:
+                body = await aget_json(client, self.base_url + "/login", source=SOURCE, auth=self._auth, credentials=self.credentials)
+                self._keep_token(body)
+            try:
+                body = await aget_json(client, self.base_url + "/v3/forecast", source=SOURCE, params=params,
+                                       headers={"Authorization": f"Bearer {self._token}"}, credentials=self.credentials)
+                return self._forecast_intervals(body, region)
+            except SourceError as exc:
+                if not self._retry(exc, attempt, "/v3/forecast", region):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _forecast_intervals(self, body: Any, region: str) -> list[IntensityInterval]:
         try:
             meta, rows = body["meta"], body["data"]
             if meta.get("units") != "lbs_co2_per_mwh":
@@ -89,12 +109,25 @@ class WattTimeClient(SourceClient):
 
     # -- internals ---------------------------------------------------------------------------------
     def _login(self) -> str:
-        body = get_json(self._client, self.base_url + "/login", source=SOURCE, auth=self._auth, credentials=self.credentials)
+        return self._keep_token(get_json(self._client, self.base_url + "/login", source=SOURCE, auth=self._auth,
+                                         credentials=self.credentials))
+
+    def _keep_token(self, body: Any) -> str:
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise SourceError(SOURCE, "the login response has no token")
         self._token, self._token_until = token, self._clock() + TOKEN_LIFETIME_S - _RENEW_MARGIN_S
         return token
+
+    def _retry(self, exc: SourceError, attempt: int, path: str, region: str) -> bool:
+        """Whether to log in again and retry (a first 401); raises the plan's 403 for a forecast, said so."""
+        if exc.reason.startswith("HTTP 401") and attempt == 1:  # expired early: log in again, once
+            self._token = None
+            return True
+        if exc.reason.startswith("HTTP 403") and path == "/v3/forecast":
+            raise SourceError(SOURCE, f"HTTP 403: this account's plan has no forecast for {region} "
+                                      "(a free account gets CAISO_NORTH, elsewhere only the percentile signal index)") from None
+        return False
 
     def _bearer(self) -> str:
         if self._token is None or self._clock() >= self._token_until:
@@ -108,12 +141,7 @@ class WattTimeClient(SourceClient):
                 return get_json(self._client, self.base_url + path, source=SOURCE, params=params, headers=headers,
                                 credentials=self.credentials)
             except SourceError as exc:
-                if exc.reason.startswith("HTTP 401") and attempt == 1:  # expired early: log in again, once
-                    self._token = None
-                    continue
-                if exc.reason.startswith("HTTP 403") and path == "/v3/forecast":
-                    raise SourceError(SOURCE, f"HTTP 403: this account's plan has no forecast for {region} "
-                                              "(a free account gets CAISO_NORTH, elsewhere only the percentile signal index)") from None
-                raise
+                if not self._retry(exc, attempt, path, region):
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
