@@ -45,6 +45,49 @@ HUGGINGFACE_CONNECTION = {
 """The Connection form of ``huggingface`` Connections (declared here, so Airflow shows it without importing the hook)."""
 
 
+INTENSITY_CONNECTIONS: dict[str, dict[str, Any]] = {
+    "electricitymaps": {
+        "hook-class-name": "airflow_carbon.hooks.grid_intensity.ElectricityMapsHook",
+        "hook-name": "Electricity Maps",
+        "connection-type": "electricitymaps",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API base URL", "password": "API token"},
+            "placeholders": {
+                "host": "https://api.electricitymap.org (empty: the public API)",
+                "password": "your Electricity Maps API token (sent as the auth-token header)",
+                "extra": '{"emission_factor": "lifecycle"} (or "direct")',
+            },
+        },
+    },
+    "watttime": {
+        "hook-class-name": "airflow_carbon.hooks.grid_intensity.WattTimeHook",
+        "hook-name": "WattTime",
+        "connection-type": "watttime",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "extra"],
+            "relabeling": {"host": "API base URL", "login": "Username", "password": "Password"},
+            "placeholders": {
+                "host": "https://api.watttime.org (empty: the public API)",
+                "login": "your WattTime username",
+                "password": "your WattTime password (exchanged for a 30-minute token at /login)",
+            },
+        },
+    },
+    "uk_carbon_intensity": {
+        "hook-class-name": "airflow_carbon.hooks.grid_intensity.UKCarbonIntensityHook",
+        "hook-name": "GB Carbon Intensity",
+        "connection-type": "uk_carbon_intensity",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login", "password", "extra"],
+            "relabeling": {"host": "API base URL"},
+            "placeholders": {"host": "https://api.carbonintensity.org.uk (empty: the public API; no key needed)"},
+        },
+    },
+}
+"""The Connection forms of the live grid-intensity sources (default ids ``<type>_default``)."""
+
+
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager."""
     return {
@@ -54,8 +97,19 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "task-decorators": [{"name": "carbon", "class-name": "airflow_carbon.decorators.carbon.carbon_task"}],
         "extra-links": ["airflow_carbon.links.carbon.CarbonEmissionsLink"],
-        "hooks": [{"integration-name": "Hugging Face Hub", "python-modules": ["airflow_carbon.hooks.huggingface"]}],
-        "connection-types": [HUGGINGFACE_CONNECTION],
+        "integrations": [
+            {"integration-name": name, "external-doc-url": url, "tags": ["service"]}
+            for name, url in (("Hugging Face Hub", "https://huggingface.co/docs/hub"),
+                              ("Electricity Maps", "https://docs.electricitymaps.com"),
+                              ("WattTime", "https://docs.watttime.org"),
+                              ("GB Carbon Intensity", "https://carbon-intensity.github.io/api-definitions/"))
+        ],
+        "hooks": [
+            {"integration-name": "Hugging Face Hub", "python-modules": ["airflow_carbon.hooks.huggingface"]},
+            *({"integration-name": c["hook-name"], "python-modules": ["airflow_carbon.hooks.grid_intensity"]}
+              for c in INTENSITY_CONNECTIONS.values()),
+        ],
+        "connection-types": [HUGGINGFACE_CONNECTION, *INTENSITY_CONNECTIONS.values()],
         "config": {
             "carbon": {
                 "description": "airflow-carbon: where tracked tasks run and how they are measured.",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from airflow_carbon.core.intensity import GridIntensity
+from airflow_carbon.core.live import LiveIntensity
 from airflow_carbon.core.meter import EnergyMeter
 from airflow_carbon.core.options import OPTION, SECTION, default_text, options_in, parse_config, validate_many
 
@@ -39,6 +41,9 @@ class CarbonSettings:
     location: str | None = _default("location")
     g_per_kwh: float | None = _default("g_per_kwh")
     pue: float = _default("pue")
+    intensity_conn_id: str | None = _default("intensity_conn_id")
+    intensity_zone: str | None = _default("intensity_zone")
+    intensity_cache_dir: str | None = _default("intensity_cache_dir")
     sampling_interval_s: float = _default("sampling_interval_s")
     checkpoint_interval_s: float = _default("checkpoint_interval_s")
     training_type: str | None = _default("training_type")
@@ -56,9 +61,36 @@ class CarbonSettings:
         return replace(settings, **validate_many(asdict(settings)))
 
     def meter(self, **kwargs: Any) -> EnergyMeter:
-        """An EnergyMeter with these settings."""
+        """An EnergyMeter with these settings (and the live source of ``intensity_conn_id``, whose Connection
+        is looked up now: call this when a try starts, never at parse time)."""
         own = {o.name: getattr(self, o.name) for o in options_in("meter") if o.name in self.__dataclass_fields__}
-        return EnergyMeter(**own, **kwargs)
+        meter = EnergyMeter(**own, **kwargs)
+        if self.intensity_conn_id and self.g_per_kwh is None:  # an explicit g_per_kwh is the user's figure: no lookup
+            meter.live = self.live_intensity(meter.intensity)
+        return meter
+
+    def live_intensity(self, fallback: GridIntensity) -> LiveIntensity:
+        """The live source of ``intensity_conn_id`` for this location (or ``intensity_zone``), falling back to
+        ``fallback``. Never raises: a missing Connection or an unmapped location makes a source that is
+        unavailable, whose record says why."""
+        from airflow_carbon.core.intensity_cache import IntensityCache
+        from airflow_carbon.core.zones import ZoneError, zone_for
+
+        conn_id = self.intensity_conn_id
+        assert conn_id is not None
+        cache = IntensityCache(self.intensity_cache_dir)
+        try:
+            from airflow_carbon.hooks.grid_intensity import live_spec
+
+            spec = live_spec(conn_id)
+        except Exception as exc:  # no such Connection, or not a live source's
+            reason = str(exc) if isinstance(exc, ValueError) else f"Connection {conn_id!r} could not be read ({type(exc).__name__}: {exc})"
+            return LiveIntensity(None, None, fallback=fallback, conn_id=conn_id, cache=cache, unavailable=reason)
+        try:
+            zone = self.intensity_zone or zone_for(spec.source, self.location)
+        except ZoneError as exc:
+            return LiveIntensity(spec, None, fallback=fallback, cache=cache, unavailable=f"{spec.source}: {exc}")
+        return LiveIntensity(spec, zone, fallback=fallback, cache=cache)
 
 
 def auto_track_filter() -> tuple[bool, set[str], set[str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_carbon._version import __version__
 from airflow_carbon.core.options import (
     OPTION,
     OPTIONS,
@@ -28,6 +29,9 @@ from airflow_carbon.core.options import (
     validate_many,
 )
 
+RELEASES = ("0.1.0", "0.2.0")
+"""The releases so far, oldest first."""
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,7 +44,7 @@ def test_every_option_is_documented_with_its_unit_and_a_real_example(option):
     assert option.doc and "\n" not in option.doc and not option.doc.endswith(".")
     if option.unit:
         assert option.unit in option.doc, f"{option.name}: its doc does not name its unit {option.unit!r}"
-    assert option.where and option.version_added == "0.1.0"
+    assert option.where and option.version_added in RELEASES and RELEASES.index(option.version_added) <= RELEASES.index(__version__)
     assert option.example is not None
     example = validate_many({option.name: parse_text(option, option.example)})[option.name]
     assert example is not None and example != option.default
@@ -111,7 +115,7 @@ def test_the_provider_config_section_is_the_tables_config_options():
     kinds = {"str": "string", "list": "string", "choice": "string", "float": "float", "int": "integer", "bool": "boolean"}
     for o in options_in("config"):
         entry = declared[o.name]
-        assert entry["type"] == kinds[o.type] and entry["version_added"] == "0.1.0"
+        assert entry["type"] == kinds[o.type] and entry["version_added"] == o.version_added
         assert entry["default"] == default_text(o) and entry["example"] == o.example
         assert entry["description"].lower().startswith(o.doc.lower())
     # and Airflow reads it so
@@ -154,7 +158,7 @@ def test_the_operators_take_the_tables_task_options_and_document_them():
 def test_the_meter_takes_the_tables_meter_options_with_their_defaults():
     from airflow_carbon import EnergyMeter
 
-    not_options = {"cuda_visible_devices", "cuda_device_order", "powercap_root", "on_checkpoint"}
+    not_options = {"cuda_visible_devices", "cuda_device_order", "powercap_root", "on_checkpoint", "live"}
     params = {n: p.default for n, p in inspect.signature(EnergyMeter).parameters.items() if n not in not_options}
     assert params == {o.name: o.default for o in options_in("meter")}
     for line in doc_lines("meter"):

@@ -51,6 +51,33 @@ def _methods(records: list[Record]) -> str:
     return "; ".join(parts)
 
 
+_LIVE_LABELS = {"electricitymaps": "Electricity Maps", "watttime": "WattTime (marginal)",
+                "uk_carbon_intensity": "GB Carbon Intensity API (operational)"}
+
+
+def _grid(records: list[Record]) -> str:
+    """Where the grams' grid intensity came from, where a live source was used for any try: e.g.
+    '; grid intensity: live from Electricity Maps (zone FR) for 3 of 4 tries, bundled table otherwise'.
+    Nothing for records that used the bundled table alone (the source said so before live sources)."""
+    live: dict[str, int] = {}
+    for r in records:
+        i = r["intensity"]
+        if i.get("method") == "live":
+            label = _LIVE_LABELS.get(i.get("live_source", ""), str(i.get("live_source")))
+            key = label + (f" (zone {i['zone']})" if i.get("zone") else "")
+            live[key] = live.get(key, 0) + 1
+    if not live:
+        fell_back = sum(1 for r in records if "fallback" in r["intensity"])
+        return f"; grid intensity: bundled table (the live source gave no figure for {fell_back} tries)" if fell_back else ""
+    used = sum(live.values())
+    text = "; grid intensity: live from " + ", ".join(live)
+    if used < len(records):
+        text += f" for {used} of {len(records)} tries, bundled table otherwise"
+    if any("fallback" in r["intensity"] for r in records if r["intensity"].get("method") == "live"):
+        text += " (some hours from the bundled table where the source gave none)"
+    return text
+
+
 def co2_eq_emissions(records: list[Record], training_type: str, *, origin: str) -> dict[str, Any]:
     """The card's ``co2_eq_emissions`` for ``records`` (all tries of all tasks). ``origin`` names where
     the figures come from (e.g. "DAG train_llm") and goes into ``source``, so the operator can recognise
@@ -59,7 +86,7 @@ def co2_eq_emissions(records: list[Record], training_type: str, *, origin: str) 
         raise ValueError("no records to summarise")
     return {
         "emissions": grams(totals(records)["emissions_g"]),
-        "source": f"airflow-carbon {__version__} ({origin}): {_methods(records)}",
+        "source": f"airflow-carbon {__version__} ({origin}): {_methods(records)}{_grid(records)}",
         "training_type": training_type,
         "geographical_location": geographical_location(records),
         "hardware_used": hardware_used(records),

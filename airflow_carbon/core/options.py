@@ -21,6 +21,7 @@ Standard library only: the provider metadata imports this module, so it must sta
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ class Option:
     """The default, in words, where the value alone does not say what it means."""
     suggested: tuple[str, ...] = ()
     """A ``str`` option's documented values: other text is accepted with a warning."""
+    pattern: str | None = None
+    """A ``str`` option's accepted form, a regular expression the whole (stripped) text must match."""
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -122,6 +125,33 @@ OPTIONS: tuple[Option, ...] = (
         "1.0 counts the IT energy only; hyperscale clouds report ~1.1, an average data centre ~1.5",
         default=1.0, low=1.0, where=_where("config", "task", "cli", "meter"), cli=("--pue",), metavar="PUE",
         templated=True, example="1.1",
+    ),
+    Option(
+        "intensity_conn_id", "str",
+        "the Airflow Connection of a live grid-intensity source (Connection types electricitymaps, watttime, "
+        "uk_carbon_intensity): grams from the source's figures for the hours each try ran, the location's bundled "
+        "figure where the source gives none",
+        where=_where("config", "task"), example="electricitymaps_default", version_added="0.2.0",
+        accepted="a Connection id: letters, digits, '_', '-' and '.' (e.g. electricitymaps_default, watttime_default, "
+        "uk_carbon_intensity_default)",
+        pattern=r"[\w.-]{1,250}",
+        default_doc="none (the bundled table's yearly figure)",
+    ),
+    Option(
+        "intensity_zone", "str",
+        "the live source's zone or region, overriding the one mapped from location (an Electricity Maps zone, "
+        "a WattTime region, a GB region id 1-17 or outward postcode)",
+        where=_where("config", "task"), example="DE", version_added="0.2.0",
+        accepted="a zone or region of the live source: letters, digits, '_' and '-' (e.g. 'DE', 'US-CAL-CISO', "
+        "'CAISO_NORTH', '13', 'RG10')",
+        pattern=r"[A-Za-z0-9_-]{1,64}",
+        default_doc="the zone mapped from location",
+    ),
+    Option(
+        "intensity_cache_dir", "str",
+        "where the task processes of a worker host share live grid-intensity figures (a directory on local disk)",
+        where=_where("config"), example="/var/cache/airflow-carbon/intensity", version_added="0.2.0",
+        accepted="a directory path", default_doc="$XDG_CACHE_HOME/airflow-carbon/intensity (~/.cache/...)",
     ),
     # how it is measured
     Option(
@@ -312,6 +342,8 @@ def validate(option: Option | str, value: Any) -> Any:
             return tuple(v.strip() for v in value)
         raise OptionError(o, value)
     if not isinstance(value, str) or not value.strip():
+        raise OptionError(o, value)
+    if o.pattern is not None and not re.fullmatch(o.pattern, value.strip()):
         raise OptionError(o, value)
     if o.suggested and value not in o.suggested:
         warnings.warn(
