@@ -170,6 +170,7 @@ def main() -> None:
     results["aggregation"] = _worker("aggregation.py")
     results["ui"] = _worker("ui.py")
     results["cluster"] = _worker("cluster.py", "--json-line")
+    results["live_intensity"] = _worker("live_intensity.py")
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -225,6 +226,9 @@ def main() -> None:
     from cluster import table as cluster_table  # bench/cluster.py (this script's folder is on sys.path)
 
     print(cluster_table(results["cluster"]))
+    from live_intensity import table as live_table  # bench/live_intensity.py
+
+    print(live_table(results["live_intensity"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.core.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
