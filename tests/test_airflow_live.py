@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 
+from airflow_helpers import run_dag
 from carbon_testing.gridsim import ElectricityMapsSim, UKCarbonIntensitySim, WattTimeSim
 
 pytestmark = pytest.mark.airflow
@@ -21,16 +22,7 @@ STEP_S = 2.0  # the simulated GB API's intervals: a 2.5 s try crosses at least o
 
 
 def _run(airflow_dags, dag_id):
-    from airflow.utils.session import create_session
-
-    from airflow_carbon import validate_record
-    from airflow_carbon.xcom import run_records
-
-    run = airflow_dags.get_dag(dag_id).test()
-    with create_session() as session:
-        records = run_records(dag_id, run.run_id, session)
-    for record in records:
-        validate_record(record)
+    run, records = run_dag(airflow_dags, dag_id)
     return run, {(r["task"]["task_id"], r["task"]["map_index"]): r for r in records}
 
 

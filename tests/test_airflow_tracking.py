@@ -8,22 +8,13 @@ from urllib.parse import quote
 import pytest
 
 from airflow_carbon import validate_record
-from airflow_helpers import xcom_value
+from airflow_helpers import run_dag, xcom_value
 
 pytestmark = pytest.mark.airflow
 
 
 def _run(airflow_dags, dag_id):
-    from airflow.utils.session import create_session
-
-    from airflow_carbon.xcom import run_records
-
-    run = airflow_dags.get_dag(dag_id).test()
-    with create_session() as session:
-        records = run_records(dag_id, run.run_id, session)
-    for record in records:
-        validate_record(record)
-    return run, records
+    return run_dag(airflow_dags, dag_id)
 
 
 def _by_task(records):

@@ -279,9 +279,9 @@ def test_import_is_lazy():
         "import airflow_carbon.core.intensity as m\n"
         "bad = [n for n in sys.modules if n == 'airflow' or n.startswith('airflow.') or n == 'pycountry']\n"
         "assert not bad, bad\n"
-        "assert m._table.cache_info().currsize == 0, 'table loaded at import'\n"
+        "assert m.bundled_data.cache_info().currsize == 0, 'table loaded at import'\n"
         "m.lookup_location('FR')\n"
-        "assert m._table.cache_info().currsize == 1\n"
+        "assert m.bundled_data.cache_info().currsize == 1\n"
         "assert 'pycountry' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

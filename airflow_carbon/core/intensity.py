@@ -136,16 +136,21 @@ class UnknownLocationError(ValueError):
 
 
 @functools.cache
-def _table() -> dict[str, Any]:
-    """Load the bundled table (once, on first use)."""
+def bundled_data(*path: str) -> dict[str, Any]:
+    """A JSON file bundled under ``airflow_carbon/core`` (e.g. ``"data", "grid_intensity.json"``), read once."""
     import json
     from importlib import resources
 
     res = resources.files(_DATA_PACKAGE)
-    for part in _DATA_PATH:
+    for part in path:
         res = res / part
     with res.open("r", encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def _table() -> dict[str, Any]:
+    """The bundled table (read on first use)."""
+    return bundled_data(*_DATA_PATH)
 
 
 @functools.cache

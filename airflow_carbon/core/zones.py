@@ -11,17 +11,15 @@ main balancing authority, a cloud region to its city's zone) the table's ``basis
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from airflow_carbon.core.intensity import _find_key, location_entry
+from airflow_carbon.core.intensity import _find_key, bundled_data, location_entry
 
 __all__ = ["LIVE_SOURCES", "ZoneError", "zone_for", "zones"]
 
 LIVE_SOURCES = ("electricitymaps", "watttime", "uk_carbon_intensity")
 """The live grid-intensity sources a zone can be looked up for."""
 
-_DATA_PACKAGE = "airflow_carbon.core"
 _DATA_PATH = ("data", "intensity_zones.json")
 
 
@@ -34,17 +32,9 @@ class ZoneError(ValueError):
         super().__init__(f"{problem}; set intensity_zone to the {source} zone to use.")
 
 
-@functools.cache
 def _table() -> dict[str, Any]:
-    """Load the bundled zone table (once, on first use)."""
-    import json
-    from importlib import resources
-
-    res = resources.files(_DATA_PACKAGE)
-    for part in _DATA_PATH:
-        res = res / part
-    with res.open("r", encoding="utf-8") as fh:
-        return json.load(fh)
+    """The bundled zone table (read on first use)."""
+    return bundled_data(*_DATA_PATH)
 
 
 def _zones(source: str) -> dict[str, str | None]:
