@@ -10,9 +10,11 @@ import json
 import math
 import subprocess
 import sys
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
+from markupsafe import escape
 
 from conftest import HOSTILE
 
@@ -232,3 +234,226 @@ def test_a_forged_record_is_left_out_and_said_so(ui):
     assert page.status_code == 200 and "not airflow-carbon records" in page.text and "forged: item 0" in page.text
     task = ui.server.get(f"/carbon/api/{run}/tasks/forged").json()
     assert task["records"] == [] and len(task["rejected"]) == 1
+
+
+# -- live grid intensity: where each try's g/kWh came from, the fallback, the run's g/kWh over time ----
+LIVE_DAG = "carbon_ui_live"
+GB_FAILURE = "uk_carbon_intensity: HTTP 500: Internal Server Error"
+WT_FAILURE = "watttime: HTTP 401: credentials refused (credentials from Connection 'watttime_default')"
+LIVE_SOURCES = {  # (task_id, try) -> what the run's and the task's pages say of its intensity
+    ("train_fr", 1): "live: Electricity Maps, zone FR (average, lifecycle)",
+    ("train_gb", 1): "live: GB Carbon Intensity (operational)",
+    ("train_ca", 2): "live: WattTime, CAISO_NORTH (marginal)",
+}
+FALLBACKS = {("train_gb", 1): GB_FAILURE, ("train_ca", 1): WT_FAILURE}
+
+
+
+
+def _segment(start: str, end: str, kwh: float, g_per_kwh: float, source: str, estimated: bool = False) -> dict:
+    return {"start": f"2026-12-03T{start}:00.000Z", "end": f"2026-12-03T{end}:00.000Z", "energy_kwh": kwh, "g_per_kwh": g_per_kwh,
+            "source": source, "estimated": estimated, "energy_estimated": False}
+
+
+def _bundled(location: str) -> dict:
+    from airflow_carbon.core.intensity import lookup_location
+
+    return lookup_location(location).to_dict()
+
+
+def _live(location: str, live_source: str, zone: str | None, signal: str, factor: str, source: str, segments: list[dict],
+          fallback: str | None = None) -> dict:
+    """A live intensity as the meter writes it: its g/kWh the segments' energy-weighted mean."""
+    bundled = _bundled(location)
+    intensity = {
+        "g_per_kwh": sum(s["energy_kwh"] * s["g_per_kwh"] for s in segments) / sum(s["energy_kwh"] for s in segments),
+        "location": bundled["location"], "name": bundled["name"], "source": source, "year": None, "license": "terms",
+        "method": "live", "emission_factor": factor, "zone": zone, "signal": signal, "live_source": live_source,
+        "conn_id": f"{live_source}_default", "segments": segments,
+    }
+    if fallback is not None:
+        intensity["fallback"] = fallback
+    return intensity
+
+
+def _measured_at(base: dict, intensity: dict, status: str = "success", start: str = "10:00", end: str = "10:05",
+                 kwh: float = 0.01) -> dict:
+    """A copy of ``base`` (a real meter record) measured at ``intensity``: the window, energy (all CPU) and
+    grams its segments say (or ``start`` to ``end`` and ``kwh`` when it has none)."""
+    from airflow_carbon.ui.charts import instant_s
+
+    record = json.loads(json.dumps(base))
+    record.pop("task", None)
+    segments = intensity.get("segments") or []
+    if segments:
+        kwh = sum(s["energy_kwh"] for s in segments)
+        started_at, ended_at = segments[0]["start"], segments[-1]["end"]
+        grams = sum(s["energy_kwh"] * s["g_per_kwh"] for s in segments) * record["pue"]
+    else:
+        started_at, ended_at = f"2026-12-03T{start}:00.000Z", f"2026-12-03T{end}:00.000Z"
+        grams = kwh * intensity["g_per_kwh"] * record["pue"]
+    record.update(started_at=started_at, ended_at=ended_at, duration_s=instant_s(ended_at) - instant_s(started_at),
+                  energy_kwh=kwh, emissions_g=grams, status=status, intensity=intensity)
+    record["components"]["cpu"]["energy_kwh"], record["components"]["ram"]["energy_kwh"] = kwh, 0.0
+    return record
+
+
+def _live_tries(base: dict) -> dict[str, list[dict]]:
+    """Per task of carbon_ui_live, its tries' records: Electricity Maps for FR (the last hour a forecast);
+    the GB API, lost after an hour (its last 10 min at the bundled figure); WattTime refusing the credentials
+    on the first try (all of it at the bundled figure), answering on the second."""
+    gb, ca = _bundled("GB"), _bundled("US-CA")
+    fr = _live("FR", "electricitymaps", "FR", "average", "lifecycle", "Electricity Maps, zone FR", [
+        _segment("10:00", "11:00", 0.04, 52.0, "electricitymaps:FR"),
+        _segment("11:00", "11:20", 0.015, 61.0, "electricitymaps:FR", estimated=True)])
+    uk = _live("GB", "uk_carbon_intensity", None, "average", "direct", "GB Carbon Intensity API (NESO), operational (combustion-only)", [
+        _segment("10:00", "10:30", 0.02, 212.0, "uk_carbon_intensity"),
+        _segment("10:30", "11:00", 0.02, 190.0, "uk_carbon_intensity"),
+        _segment("11:00", "11:10", 0.007, gb["g_per_kwh"], gb["source"], estimated=True)], fallback=GB_FAILURE)
+    refused = {**ca, "zone": "CAISO_NORTH", "live_source": "watttime", "conn_id": "watttime_default", "fallback": WT_FAILURE}
+    wt = _live("US-CA", "watttime", "CAISO_NORTH", "marginal", "direct", "WattTime (marginal MOER), zone CAISO_NORTH", [
+        _segment("10:06", "10:10", 0.004, 410.0, "watttime:CAISO_NORTH"),
+        _segment("10:10", "10:15", 0.005, 395.0, "watttime:CAISO_NORTH")])
+    return {"train_fr": [_measured_at(base, fr)], "train_gb": [_measured_at(base, uk)],
+            "train_ca": [_measured_at(base, refused, status="failed"), _measured_at(base, wt)]}
+
+
+def run_live_dag(airflow_dags) -> SimpleNamespace:
+    """A run of carbon_ui_live (tests/dags/carbon_ui_live_dags.py) over :func:`_live_tries`' records: its
+    ``run_id`` and ``tries`` (task id -> its tries' records, without the task identity)."""
+    tries = _live_tries(_records_for_template())
+    run = airflow_dags.get_dag(LIVE_DAG).test(run_conf={"records": tries})
+    return SimpleNamespace(run_id=run.run_id, tries=tries)
+
+
+@pytest.fixture(scope="module")
+def live_run(ui, airflow_dags):
+    return run_live_dag(airflow_dags)
+
+
+def _run_json(ui, run_id: str) -> dict:
+    return ui.server.get(f"/carbon/api/dags/{LIVE_DAG}/runs/{_q(run_id)}").json()
+
+
+def _try_rows(html: str) -> dict[tuple[str, int], str]:
+    """The run page's rows of the tries table, by (task id, try)."""
+    import re
+
+    rows = re.findall(r'<tr class="\w+" data-task-id="([^"]+)" data-map-index="-?\d+" data-try="(\d+)">(.*?)</tr>', html, re.S)
+    return {(t, int(n)): body for t, n, body in rows}
+
+
+def test_the_run_says_where_each_try_s_intensity_came_from_and_which_fell_back(ui, live_run):
+    from airflow_carbon.core.intensity import lookup_location
+
+    data = _run_json(ui, live_run.run_id)
+    assert data["rejected"] == [] and len(data["tasks"]) == 4
+    ca = lookup_location("US-CA")
+    bundled = f"bundled: {ca.name} ({ca.source}, {ca.year})"
+    expected = {**LIVE_SOURCES, ("train_ca", 1): bundled}
+    rows = {(t["task_id"], t["try_number"]): t for t in data["tasks"]}
+    assert {k: t["intensity_source"] for k, t in rows.items()} == expected
+    assert {k: t["fallback"] for k, t in rows.items() if t["fallback"]} == FALLBACKS
+    assert rows[("train_ca", 1)]["intensity_method"] == "dataset" and rows[("train_ca", 1)]["conn_id"] == "watttime_default"
+    records = [r for rs in live_run.tries.values() for r in rs]
+    assert math.isclose(data["totals"]["emissions_g"], sum(r["emissions_g"] for r in records), rel_tol=1e-9)
+
+    page = ui.server.get(f"/carbon/dags/{LIVE_DAG}/runs/{_q(live_run.run_id)}").text
+    shown = _try_rows(page)
+    assert set(shown) == set(expected)
+    for key, text in expected.items():
+        assert f'<div class="method intensity-source">{text}</div>' in shown[key], key
+        badge = f'<span class="badge fallback" title="{escape(FALLBACKS[key])}">fallback</span>' if key in FALLBACKS else None
+        assert (badge in shown[key]) if badge else ("badge fallback" not in shown[key]), key
+    for (task_id, n), reason in FALLBACKS.items():  # and said in words below the chart
+        assert f"<li>{task_id} try {n}: {escape(reason)}</li>" in page
+
+
+def test_the_run_charts_its_grid_intensity_over_time_a_step_per_segment(ui, live_run):
+    import re
+
+    data = _run_json(ui, live_run.run_id)
+    expected = sorted(
+        ({"task_id": task_id, "map_index": -1, "try_number": n, **s}
+         for task_id, rs in live_run.tries.items() for n, r in enumerate(rs, start=1) for s in r["intensity"].get("segments") or []),
+        key=lambda s: (s["start"], s["task_id"]))
+    assert data["intensity_segments"] == expected and len(expected) == 7
+    page = ui.server.get(f"/carbon/dags/{LIVE_DAG}/runs/{_q(live_run.run_id)}").text
+    assert "Grid intensity over time" in page
+    chart = page[page.index('<div id="intensity-chart">'):]
+    chart = chart[:chart.index("</svg>")]
+    steps = re.findall(r'<line class="step( estimated)?" x1="([0-9.]+)" x2="([0-9.]+)" y1="([0-9.]+)" y2="([0-9.]+)"><title>([^<]*)</title>', chart)
+    assert len(steps) == len(expected), "one step per segment"
+    assert sum(1 for s in steps if s[0]) == sum(1 for s in expected if s["estimated"]) == 2, "the estimated ones dashed"
+    assert "Dashed: estimated" in page and "estimated: a forecast, or the bundled figure" in chart  # caption and legend
+    by_tip = {tip: (float(x1), float(x2), float(y1)) for _, x1, x2, y1, _, tip in steps}
+    fr_first = next(v for tip, v in by_tip.items() if tip.startswith("train_fr try 1: 10:00:00 to 11:00:00 UTC"))
+    wt_first = next(v for tip, v in by_tip.items() if tip.startswith("train_ca try 2: 10:06:00 to 10:10:00 UTC"))
+    assert fr_first[1] - fr_first[0] == pytest.approx(15 * (wt_first[1] - wt_first[0]), rel=0.01)  # x: time
+    assert wt_first[2] < fr_first[2]  # y: g/kWh, 410 above 52
+
+
+def test_the_task_page_gives_the_fallback_s_reason_and_the_segments(ui, live_run):
+    base = f"/carbon/dags/{LIVE_DAG}/runs/{_q(live_run.run_id)}/tasks"
+    gb = ui.server.get(f"{base}/train_gb").text
+    assert "live: GB Carbon Intensity (operational)" in gb and "connection <code>uk_carbon_intensity_default</code>" in gb
+    assert f'<span class="badge fallback" title="{GB_FAILURE}">fallback</span>' in gb
+    assert f'<dd class="warn fallback-reason">{GB_FAILURE} <span class="muted">(the bundled figure stood in for part of this try' in gb
+    segments = gb[gb.index('<table class="segments">'):]
+    assert segments[:segments.index("</table>")].count("<tr") == 1 + 3  # the header and a row per segment
+    assert "2026-12-03 10:30:00" in segments and "[estimated]" in segments
+    ca = ui.server.get(f"{base}/train_ca").text
+    first, second = ca[ca.index('id="try-1"'):ca.index('id="try-2"')], ca[ca.index('id="try-2"'):]
+    assert f"{escape(WT_FAILURE)} <span class=\"muted\">(the bundled figure stood in for all of this try)" in first
+    assert "badge fallback" in first and 'table class="segments"' not in first
+    assert "live: WattTime, CAISO_NORTH (marginal)" in second and "badge fallback" not in second
+    data = ui.server.get(f"/carbon/api/dags/{LIVE_DAG}/runs/{_q(live_run.run_id)}/tasks/train_ca").json()
+    assert [(t["intensity_source"].split(":")[0], t["fallback"]) for t in data["tries"]] == [("bundled", WT_FAILURE), ("live", None)]
+    assert [r["intensity"] for r in data["records"]] == [r["intensity"] for r in live_run.tries["train_ca"]]
+
+
+def test_records_without_a_live_source_show_as_before(ui):
+    from airflow_carbon.core.intensity import lookup_location
+
+    data = ui.server.get(f"/carbon/api/dags/carbon_card_local/runs/{_q(ui.card_run)}").json()
+    qc = lookup_location("CA-QC")
+    assert {t["intensity_source"] for t in data["tasks"]} == {f"bundled: Quebec, Canada ({qc.source}, {qc.year})"}
+    assert all(t["fallback"] is None and t["conn_id"] is None for t in data["tasks"]) and data["intensity_segments"] == []
+    page = ui.server.get(f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}").text
+    assert "badge fallback" not in page and "Grid intensity over time" not in page and "chart steps" not in page
+    assert 'id="fallbacks"' not in page and "Grid intensity used" in page
+    task = ui.server.get(f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}/tasks/train?map_index=0").text
+    assert "bundled: Quebec, Canada" in task and "Fallback" not in task and "segments" not in task and "connection <code>" not in task
+
+
+def test_no_credential_reaches_a_page_or_the_json_and_text_from_live_sources_stays_text():
+    """A record names its live source's Connection by conn_id only; a field named like a credential (a
+    writer's mistake) is left out everywhere the UI shows records. A live source's text is escaped."""
+    from airflow_carbon.core.aggregate import task_summary
+    from airflow_carbon.ui import views
+    from airflow_carbon.ui.app import _templates, intensity_chart
+
+    class Links:
+        airflow = app = ""
+        dag = run = task = page = api = staticmethod(lambda *a, **k: "/x")
+
+    secret = "wt-s3cret-never-shown"
+    base = _records_for_template()
+    hostile = _live("FR", "electricitymaps", HOSTILE, "average", "lifecycle", HOSTILE,
+                    [_segment("10:00", "10:30", 0.01, 50.0, HOSTILE), _segment("10:30", "11:00", 0.01, 60.0, HOSTILE, estimated=True)],
+                    fallback=HOSTILE)
+    record = {**_measured_at(base, {**hostile, "api_token": secret, "password": secret}), "task": base["task"]}
+    shown = views.without_secrets(record)
+    assert "api_token" not in shown["intensity"] and "password" not in shown["intensity"] and shown["intensity"]["conn_id"] == "electricitymaps_default"
+    assert views.without_secrets(base) is base  # a record without such a field: the record itself
+    info = {"run_id": "r", "run_after": None, "logical_date": None, "state": "success", "start_date": None, "end_date": None}
+    data = views.run_view("d", info, [shown])
+    data.update(task_id="t", map_index=-1, records=[shown], tries=[views.try_row(shown)], summary=task_summary([shown]))
+    assert len(data["intensity_segments"]) == 2 and secret not in json.dumps(data)
+    chart = intensity_chart(data)
+    assert chart.count('<line class="step') == 2 and chart.count('<line class="step estimated"') == 1
+    for name in ["run.html", "task.html"]:
+        html = _templates().get_template(name).render(links=Links(), data=data, chart="", intensity_chart=chart, json_url="/j",
+                                                      csv_url="/c", json_download="/d")
+        assert secret not in html and HOSTILE not in html and "&lt;script&gt;" in html, name
+        assert "electricitymaps_default" in html or name == "run.html", name

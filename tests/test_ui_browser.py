@@ -35,6 +35,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from carbon_testing.ui_server import PASSWORDS
 from conftest import HOSTILE
+from test_ui import FALLBACKS, LIVE_DAG, LIVE_SOURCES, run_live_dag
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium")
@@ -427,3 +428,42 @@ def test_an_anonymous_visitor_gets_a_way_to_log_in_and_no_figures(ui, browser):
         expect(login, "the 401 page has no 'Log in to Airflow' link").to_be_visible()
         login.click()
         expect(page.locator("input[name=username]"), "'Log in to Airflow' does not lead to Airflow's login form").to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def live_run(ui, airflow_dags):
+    """A run of carbon_ui_live: tries at live sources' intensities, some fallen back (test_ui.run_live_dag)."""
+    return run_live_dag(airflow_dags)
+
+
+def test_the_run_tab_charts_the_live_grid_intensity_and_marks_the_fallbacks(ui, browser, live_run, tmp_path):
+    url, run_id = ui.server.url, live_run.run_id
+    segments = [s for rs in live_run.tries.values() for r in rs for s in r["intensity"].get("segments") or []]
+    with _context(browser, "light") as context:
+        page = _log_in(context, url, "admin")
+        shots = _Screenshots(page, "light", tmp_path)
+        page.goto(url + _tab_url(LIVE_DAG, run_id))
+        frame = _tab(page, "dag_run", dag_id=LIVE_DAG, run_id=run_id)
+        for (task_id, n), text in LIVE_SOURCES.items():
+            row = frame.locator(f'#tries tr[data-task-id="{task_id}"][data-try="{n}"]')
+            expect(row.locator(".intensity-source"), f"{task_id} try {n}: where its intensity came from").to_have_text(text)
+        for (task_id, n), reason in FALLBACKS.items():
+            badge = frame.locator(f'#tries tr[data-task-id="{task_id}"][data-try="{n}"] .badge.fallback')
+            expect(badge, f"{task_id} try {n} fell back: no badge says so").to_be_visible()
+            expect(badge, f"{task_id} try {n}: the badge does not give the reason").to_have_attribute("title", reason)
+        expect(frame.locator("#tries .badge.fallback"), "a try that did not fall back has a fallback badge").to_have_count(len(FALLBACKS))
+        steps = frame.locator("#intensity-chart svg line.step:not(.legend)")
+        expect(steps, "the intensity chart does not draw one step per segment").to_have_count(len(segments))
+        dashes = steps.evaluate_all("ls => ls.map(l => getComputedStyle(l).strokeDasharray)")
+        assert sum(d not in ("none", "") for d in dashes) == sum(s["estimated"] for s in segments), \
+            f"the estimated segments are not the dashed ones: {dashes}"
+        box = frame.locator("#intensity-chart svg").bounding_box()
+        assert box is not None and box["width"] > 500, f"the intensity chart is not drawn at a readable size: {box}"
+        shots.take("run-live")
+
+        page.goto(url + _tab_url(LIVE_DAG, run_id, "train_gb"))
+        frame = _tab(page, "task_instance", dag_id=LIVE_DAG, run_id=run_id, task_id="train_gb")
+        expect(frame.locator("#try-1 .fallback-reason"), "the task tab does not say why the try fell back").to_contain_text(FALLBACKS[("train_gb", 1)])
+        expect(frame.locator("#try-1 table.segments tbody tr"), "the task tab does not list the try's segments").to_have_count(3)
+        shots.take("task-live")
+    shots.publish()

@@ -47,3 +47,65 @@ def test_stacked_bars_stack_each_component():
     widths = {k: float(w) for k, w in re.findall(r'class="seg seg-(\w+)" x="[0-9.]+" y="\d+" width="([0-9.]+)" height="22"', svg)}
     assert set(widths) == {"gpu", "cpu"}  # a zero component draws nothing
     assert widths["gpu"] == pytest.approx(3 * widths["cpu"], rel=0.01)
+
+
+BUNDLED_FR = {"g_per_kwh": 56.039, "location": "FR", "name": "France", "source": "Our World in Data (Ember)", "year": 2023,
+              "license": "CC-BY-4.0", "method": "dataset", "emission_factor": "lifecycle"}
+
+
+@pytest.mark.parametrize("intensity, shown", [
+    ({"method": "live", "live_source": "electricitymaps", "zone": "FR", "signal": "average", "emission_factor": "lifecycle"},
+     "live: Electricity Maps, zone FR (average, lifecycle)"),
+    ({"method": "live", "live_source": "watttime", "zone": "CAISO_NORTH", "signal": "marginal", "emission_factor": "direct"},
+     "live: WattTime, CAISO_NORTH (marginal)"),
+    ({"method": "live", "live_source": "uk_carbon_intensity", "zone": None, "signal": "average", "emission_factor": "direct"},
+     "live: GB Carbon Intensity (operational)"),
+    ({"method": "live", "live_source": "uk_carbon_intensity", "zone": "13"}, "live: GB Carbon Intensity, region 13 (operational)"),
+    ({"method": "live", "live_source": "uk_carbon_intensity", "zone": "RG10"}, "live: GB Carbon Intensity, postcode RG10 (operational)"),
+    (BUNDLED_FR, "bundled: France (Our World in Data (Ember), 2023)"),
+    ({**BUNDLED_FR, "live_source": "watttime", "zone": "FR", "fallback": "watttime: unreachable"}, "bundled: France (Our World in Data (Ember), 2023)"),
+    ({**BUNDLED_FR, "source": "user-provided", "year": None, "method": "explicit", "name": "User-provided grid intensity"},
+     "explicit: User-provided grid intensity"),
+    ({**BUNDLED_FR, "location": None, "name": "World", "method": "world-average"}, "world average (Our World in Data (Ember), 2023)"),
+])
+def test_a_try_s_intensity_source_in_a_line(intensity, shown):
+    assert fmt.intensity_source(intensity) == shown
+
+
+def test_the_fallback_says_how_much_of_the_try_it_covered():
+    assert fmt.fallback_extent(BUNDLED_FR) is None
+    assert fmt.fallback_extent({**BUNDLED_FR, "fallback": "watttime: HTTP 500"}) == "all of this try"
+    assert fmt.fallback_extent({"method": "live", "fallback": "x"}).startswith("part of this try")
+    assert fmt.utc_time("2026-12-03T10:30:00.000Z") == "2026-12-03 10:30:00" and fmt.utc_time(None) == ""
+
+
+def _steps(svg: str) -> list[tuple[bool, float, float, float]]:
+    return [(bool(dashed), float(x1), float(x2), float(y)) for dashed, x1, x2, y in
+            re.findall(r'<line class="step( estimated)?" x1="([0-9.]+)" x2="([0-9.]+)" y1="([0-9.]+)"', svg)]
+
+
+def test_the_step_chart_draws_a_level_per_step_over_time():
+    t = charts.instant_s("2026-12-03T10:00:00.000Z")
+    assert t == 1796292000.0 and charts.instant_s("not a time") is None
+    steps = [charts.Step(t, t + 1800, 200.0, "a", False, "a1 <b>"), charts.Step(t + 1800, t + 3600, 100.0, "a", True, "a2"),
+             charts.Step(t + 600, t + 1200, 400.0, "b", False, "b1")]
+    svg = charts.step_chart(steps, fmt.intensity, title="g/kWh <x>", dashed_label="estimated")
+    drawn = _steps(svg)
+    assert len(drawn) == 3 and [d[0] for d in drawn] == [False, True, False]  # the legend's samples are not steps
+    (_, a1, a1_end, a1_y), (_, a2, _, a2_y), (_, b1, b1_end, b1_y) = drawn
+    assert a1_end == pytest.approx(a2) and a1_end - a1 == pytest.approx(3 * (b1_end - b1), rel=0.01)  # x: time
+    assert b1 == pytest.approx(a1 + (a1_end - a1) / 3, rel=0.01)
+    baseline = float(re.search(r'class="baseline" x1="\d+" x2="\d+" y1="([0-9.]+)"', svg)[1])
+    assert baseline - b1_y == pytest.approx(2 * (baseline - a1_y), rel=0.01) and baseline - a1_y == pytest.approx(2 * (baseline - a2_y), rel=0.01)
+    assert svg.count('<line class="riser') == 1  # a's two steps joined; b stands alone
+    assert re.findall(r'class="axis track"[^>]*>([^<]+)<', svg) == ["a", "b"]  # each track named at its start
+    assert "a1 &lt;b&gt;" in svg and "<b>" not in svg and "g/kWh &lt;x&gt;" in svg
+    assert re.findall(r'text-anchor="middle">([^<]+)</text>', svg) == ["10:00", "10:10", "10:20", "10:30", "10:40", "10:50", "11:00"]
+    assert charts.step_chart([], fmt.intensity, title="none", dashed_label="estimated") == ""
+
+
+def test_the_time_axis_names_the_day_where_one_starts():
+    t = charts.instant_s("2026-12-03T22:00:00Z")
+    labels = [label for _, label in charts._time_ticks(t, t + 4 * 3600)]
+    assert labels == ["22:00", "23:00", "12-04 00:00", "01:00", "02:00"]
+    assert [label for _, label in charts._time_ticks(t, t + 20)] == ["22:00:00", "22:00:05", "22:00:10", "22:00:15", "22:00:20"]

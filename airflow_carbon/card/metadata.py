@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_carbon._version import __version__
 from airflow_carbon.core.aggregate import geographical_location, hardware_used, totals
+from airflow_carbon.core.live import SOURCES
 from airflow_carbon.core.options import OPTION, OptionError, validate
 from airflow_carbon.core.record import Record
 
@@ -51,10 +52,6 @@ def _methods(records: list[Record]) -> str:
     return "; ".join(parts)
 
 
-_LIVE_LABELS = {"electricitymaps": "Electricity Maps", "watttime": "WattTime (marginal)",
-                "uk_carbon_intensity": "GB Carbon Intensity API (operational)"}
-
-
 def _grid(records: list[Record]) -> str:
     """Where the grams' grid intensity came from, where a live source was used for any try: e.g.
     '; grid intensity: live from Electricity Maps (zone FR) for 3 of 4 tries, bundled table otherwise'.
@@ -63,7 +60,12 @@ def _grid(records: list[Record]) -> str:
     for r in records:
         i = r["intensity"]
         if i.get("method") == "live":
-            label = _LIVE_LABELS.get(i.get("live_source", ""), str(i.get("live_source")))
+            source = SOURCES.get(i.get("live_source", ""))
+            label = source.short_name if source else str(i.get("live_source"))
+            if source and source.signal == "marginal":
+                label += " (marginal)"
+            elif i.get("live_source") == "uk_carbon_intensity":
+                label += " (operational)"
             key = label + (f" (zone {i['zone']})" if i.get("zone") else "")
             live[key] = live.get(key, 0) + 1
     if not live:

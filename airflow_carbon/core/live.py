@@ -36,6 +36,9 @@ class SourceInfo:
 
     name: str
     label: str
+    """Its name and what its figures are, for a record's ``source``."""
+    short_name: str
+    """Its name for people, in a line of the UI or the model card."""
     granularity_s: float
     signal: str
     """``average`` (the grid mix) or ``marginal`` (the generators that answer a change in load)."""
@@ -49,15 +52,16 @@ class SourceInfo:
 
 SOURCES: dict[str, SourceInfo] = {
     "electricitymaps": SourceInfo(
-        "electricitymaps", "Electricity Maps", 3600.0, "average", "lifecycle", True,
+        "electricitymaps", "Electricity Maps", "Electricity Maps", 3600.0, "average", "lifecycle", True,
         "Electricity Maps API terms (the user's own key)", "electricitymaps_default",
     ),
     "watttime": SourceInfo(
-        "watttime", "WattTime (marginal MOER)", 300.0, "marginal", "direct", False,
+        "watttime", "WattTime (marginal MOER)", "WattTime", 300.0, "marginal", "direct", False,
         "WattTime API terms (the user's own account)", "watttime_default",
     ),
     "uk_carbon_intensity": SourceInfo(
-        "uk_carbon_intensity", "GB Carbon Intensity API (NESO), operational (combustion-only)", 1800.0, "average",
+        "uk_carbon_intensity", "GB Carbon Intensity API (NESO), operational (combustion-only)", "GB Carbon Intensity",
+        1800.0, "average",
         "direct", True, "CC BY 4.0 (NESO Carbon Intensity API)", "uk_carbon_intensity_default",
     ),
 }

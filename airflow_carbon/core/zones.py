@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_carbon.core.intensity import _find_key, bundled_data, location_entry
+from airflow_carbon.core.live import SOURCES
 
 __all__ = ["LIVE_SOURCES", "ZoneError", "zone_for", "zones"]
 
-LIVE_SOURCES = ("electricitymaps", "watttime", "uk_carbon_intensity")
+LIVE_SOURCES: tuple[str, ...] = tuple(SOURCES)
 """The live grid-intensity sources a zone can be looked up for."""
 
 _DATA_PATH = ("data", "intensity_zones.json")

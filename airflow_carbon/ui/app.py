@@ -94,7 +94,8 @@ def _templates() -> Any:
 
         _env = Environment(loader=PackageLoader("airflow_carbon.ui", "templates"), autoescape=select_autoescape(default=True))
         _env.filters.update(emissions=fmt.emissions, energy=fmt.energy, joules=fmt.joules, power=fmt.power,
-                            duration=fmt.duration, intensity=fmt.intensity, task_label=task_label)
+                            duration=fmt.duration, intensity=fmt.intensity, task_label=task_label,
+                            intensity_source=fmt.intensity_source, fallback_extent=fmt.fallback_extent, utc_time=fmt.utc_time)
     return _env
 
 
@@ -218,9 +219,29 @@ def run_page(request: Request, dag_id: str, run_id: str, session: SessionDep, da
         [(task_label(ti), {k: ti[f"{k}_kwh"] for k in COMPONENTS}) for ti in data["task_instances"]],
         [(k, k.upper()) for k in COMPONENTS], fmt.energy, title=f"Energy per task instance of run {run_id}",
     )
-    return _page(request, "run.html", data=data, chart=chart, json_url=links.api("dags", dag_id, "runs", run_id),
+    return _page(request, "run.html", data=data, chart=chart, intensity_chart=intensity_chart(data),
+                 json_url=links.api("dags", dag_id, "runs", run_id),
                  csv_url=links.api("dags", dag_id, "runs", run_id, download="csv"),
                  json_download=links.api("dags", dag_id, "runs", run_id, download="json"))
+
+
+ESTIMATED = "estimated: a forecast, or the bundled figure where the live source failed"
+"""What a dashed step of the run's intensity chart is."""
+
+
+def intensity_chart(data: dict[str, Any]) -> str:
+    """The run's g CO2e/kWh over time: a step per segment of every try (:func:`views.intensity_segments`),
+    the estimated ones dashed; empty when no try has segments."""
+    steps = []
+    for s in data["intensity_segments"]:
+        start, end = charts.instant_s(s["start"]), charts.instant_s(s["end"])
+        if start is None or end is None or s["g_per_kwh"] is None:
+            continue
+        name = f"{task_label(s)} try {s['try_number']}"
+        tip = (f"{name}: {fmt.utc_time(s['start'])[11:]} to {fmt.utc_time(s['end'])[11:]} UTC, {fmt.intensity(s['g_per_kwh'])}, "
+               f"{fmt.energy(s['energy_kwh'])}, {s['source']}{' (estimated)' if s['estimated'] else ''}")
+        steps.append(charts.Step(start, end, s["g_per_kwh"], name, bool(s["estimated"]), tip))
+    return charts.step_chart(steps, fmt.intensity, title=f"Grid intensity over time of run {data['run_id']}", dashed_label=ESTIMATED)
 
 
 @router.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", response_class=HTMLResponse)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_carbon.core.live import SOURCES
 from airflow_carbon.core.units import J_PER_KWH
 
 
@@ -63,3 +67,55 @@ def duration(seconds: float | None) -> str:
 def intensity(g_per_kwh: float | None) -> str:
     """Grid carbon intensity in g CO2e/kWh."""
     return "n/a" if g_per_kwh is None else f"{_sig(g_per_kwh, 4)} g CO2e/kWh"
+
+
+def _live_zone(source: str, zone: str) -> str:
+    if source == "uk_carbon_intensity":
+        return f"region {zone}" if zone.isdigit() else f"postcode {zone}"
+    if source == "watttime":
+        return zone  # a WattTime region says what it is: CAISO_NORTH
+    return f"zone {zone}"
+
+
+def _live_basis(source: str, intensity: Mapping[str, Any]) -> list[str]:
+    if source == "uk_carbon_intensity":
+        return ["operational"]  # the GB API's figures: combustion at the plants only, of the grid's mix
+    if source == "watttime":
+        return [str(intensity["signal"])] if intensity.get("signal") else []  # MOER: marginal, and direct only
+    return [str(intensity[k]) for k in ("signal", "emission_factor") if intensity.get(k)]
+
+
+def intensity_source(intensity: Mapping[str, Any]) -> str:
+    """Where a try's g/kWh came from, in a line: 'live: Electricity Maps, zone FR (average, lifecycle)',
+    'live: WattTime, CAISO_NORTH (marginal)', 'live: GB Carbon Intensity (operational)' for a live source;
+    'bundled: France (Our World in Data ..., 2023)' for the bundled table's figure (a try whose live
+    source failed entirely too); 'explicit: ...' for a figure the task set; 'world average (...)'."""
+    method = intensity.get("method")
+    if method == "live":
+        source = str(intensity.get("live_source") or "unknown source")
+        text = f"live: {SOURCES[source].short_name if source in SOURCES else source}"
+        if intensity.get("zone"):
+            text += f", {_live_zone(source, str(intensity['zone']))}"
+        basis = _live_basis(source, intensity)
+        return text + (f" ({', '.join(basis)})" if basis else "")
+    cited = ", ".join(str(p) for p in (intensity.get("source"), intensity.get("year")) if p)
+    name = intensity.get("name") or intensity.get("location") or "unnamed grid"
+    if method == "dataset":
+        return f"bundled: {name}" + (f" ({cited})" if cited else "")
+    if method == "explicit":
+        return f"explicit: {name}"
+    if method == "world-average":
+        return "world average" + (f" ({cited})" if cited else "")
+    return f"{method or 'unknown method'}: {name}" + (f" ({cited})" if cited else "")
+
+
+def fallback_extent(intensity: Mapping[str, Any]) -> str | None:
+    """How much of a try the bundled figure stood in for, where its live source failed: None when it did not."""
+    if not intensity.get("fallback"):
+        return None
+    return "part of this try: the segments whose source is the bundled table" if intensity.get("method") == "live" else "all of this try"
+
+
+def utc_time(iso: str | None) -> str:
+    """A record's UTC ISO 8601 time as 'YYYY-MM-DD HH:MM:SS' (the page says UTC)."""
+    return "" if not iso else iso[:19].replace("T", " ")

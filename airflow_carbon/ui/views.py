@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from airflow_carbon.core.aggregate import task_summary, totals
 from airflow_carbon.core.record import COMPONENTS, Record, sort_key
 from airflow_carbon.ui import queries
+from airflow_carbon.ui.format import intensity_source
 from airflow_carbon.xcom import run_records
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -69,7 +71,8 @@ def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> d
 
 
 def try_row(record: Record) -> dict[str, Any]:
-    """One task try's line: identity, outcome, where, when, energy (kWh) by component and method, g CO2e."""
+    """One task try's line: identity, outcome, where, when, energy (kWh) by component and method, g CO2e,
+    and its grid intensity (:func:`intensity_row`)."""
     t, c = record["task"], record["components"]
     return {
         "task_id": t["task_id"], "map_index": t["map_index"], "try_number": t["try_number"],
@@ -79,7 +82,46 @@ def try_row(record: Record) -> dict[str, Any]:
         **{f"{k}_kwh": c[k]["energy_kwh"] for k in COMPONENTS},
         "methods": {k: c[k]["method"] for k in COMPONENTS},
         "hardware_used": record["hardware_used"], "warnings": record["warnings"],
+        **intensity_row(record["intensity"]),
     }
+
+
+def intensity_row(intensity: dict[str, Any]) -> dict[str, Any]:
+    """A try's grid intensity in its line: g CO2e/kWh, how it was obtained, where from (for people), the
+    Connection of its live source (its id only) and why it fell back to the bundled figure (None: it did not)."""
+    return {
+        "g_per_kwh": intensity["g_per_kwh"], "intensity_method": intensity["method"],
+        "intensity_source": intensity_source(intensity), "live_source": intensity.get("live_source"),
+        "conn_id": intensity.get("conn_id"), "fallback": intensity.get("fallback"),
+    }
+
+
+SEGMENT_FIELDS = ("start", "end", "energy_kwh", "g_per_kwh", "source", "estimated", "energy_estimated")
+
+
+def intensity_segments(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """The run's g CO2e/kWh over time: every try's live-intensity segments (UTC ISO start and end, kWh,
+    g/kWh, source, whether the intensity or the energy is estimated), with the try they belong to, by start."""
+    series = [
+        {"task_id": r["task"]["task_id"], "map_index": r["task"]["map_index"], "try_number": r["task"]["try_number"],
+         **{k: s.get(k) for k in SEGMENT_FIELDS}}
+        for r in records for s in r["intensity"].get("segments") or []
+    ]
+    return sorted(series, key=lambda s: (str(s["start"]), s["task_id"], s["map_index"], s["try_number"]))
+
+
+_SECRET_NAME = re.compile(r"token|secret|passw|api[-_]?key|authori[sz]ation|credential|cookie", re.IGNORECASE)
+"""Names of fields that would hold a live source's credentials, which no record should carry."""
+
+
+def without_secrets(record: Record) -> Record:
+    """The record as the UI shows it: an ``intensity`` field named like a credential (a record names its live
+    source's Connection by ``conn_id`` only; anything else would be a writer's mistake) is left out.
+    The record itself when it has none."""
+    intensity = record.get("intensity")
+    if not isinstance(intensity, dict) or not any(_SECRET_NAME.search(k) for k in intensity):
+        return record
+    return {**record, "intensity": {k: v for k, v in intensity.items() if not _SECRET_NAME.search(k)}}
 
 
 def _intensities(records: list[Record]) -> list[dict[str, Any]]:
@@ -93,7 +135,7 @@ def _intensities(records: list[Record]) -> list[dict[str, Any]]:
 
 
 def _order(records: list[Record]) -> list[Record]:
-    return sorted(records, key=sort_key)
+    return sorted((without_secrets(r) for r in records), key=sort_key)
 
 
 def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
@@ -103,6 +145,12 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
         return None
     rejected: list[str] = []
     records = _order(run_records(dag_id, run_id, session, rejected=rejected))
+    return run_view(dag_id, info, records, rejected=rejected, model_cards=queries.model_cards(session, dag_id, run_id))
+
+
+def run_view(dag_id: str, info: dict[str, Any], records: list[Record], *, rejected: Sequence[str] = (),
+             model_cards: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """:func:`run` from the run's ``info`` (:func:`queries.dag_run`) and its valid records in task order."""
     groups: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for r in records:
         groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
@@ -112,8 +160,9 @@ def run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
         "task_instances": [{"task_id": t, "map_index": m, **task_summary(rs)} for (t, m), rs in groups.items()],
         "tasks": [try_row(r) for r in records],
         "intensity": _intensities(records),
-        "model_cards": queries.model_cards(session, dag_id, run_id),
-        "rejected": rejected,
+        "intensity_segments": intensity_segments(records),
+        "model_cards": list(model_cards),
+        "rejected": list(rejected),
     }
 
 
@@ -132,6 +181,7 @@ def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_
         "rejected": rejected,
         "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
         "summary": task_summary(records) if records else None,
+        "tries": [try_row(r) for r in records],
         "records": records,
     }
 
