@@ -9,23 +9,35 @@
 - ``airflow-carbon card RECORDS... --training-type fine-tuning [--apply README.md]`` prints the
   records' ``co2_eq_emissions`` as YAML, or writes it into a local model card
   (:func:`airflow_carbon.edit_card_metadata`).
+- ``airflow-carbon intensity LOCATION [--source SOURCE | --conn-uri URI] [--forecast] [--json]`` prints the
+  grid intensity a task at LOCATION would use: the bundled table's figure, or a live source's current
+  figure (and forecast), with the bundled figure it falls back to. Exits 1 where the source gives no figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
+from airflow_carbon.core.intensity import GridIntensity, resolve_intensity
+from airflow_carbon.core.live import SOURCES, LiveSpec
 from airflow_carbon.core.meter import EnergyMeter
-from airflow_carbon.core.options import Option, default_doc, expected, options_in, parse_text
+from airflow_carbon.core.options import OPTION, Option, default_doc, expected, options_in, parse_text
 from airflow_carbon.core.record import COMPONENTS, Component, Record
 from airflow_carbon.core.record_files import RecordFileError, read_record_files
-from airflow_carbon.core.units import J_PER_KWH
+from airflow_carbon.core.segments import IntensityInterval
+from airflow_carbon.core.units import J_PER_KWH, utc_iso
 
 
 def _option_type(option: Option) -> object:
@@ -94,7 +106,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--on-existing", choices=("fail", "replace", "add"), default="fail",
                    help="with --apply: when the card has co2_eq_emissions from elsewhere (default fail)")
     c.add_argument("--dry-run", action="store_true", help="with --apply: print the new card instead of writing it")
+    _add_intensity_parser(sub)
     return parser
+
+
+_CONN_URI_HELP = """\
+an Airflow Connection URI of a live source, read with Airflow's own parser (this needs Airflow installed,
+not configured): TYPE://LOGIN:PASSWORD@HOST:PORT/SCHEME?EXTRA. TYPE is electricitymaps, watttime or
+uk-carbon-intensity (a URI writes '_' as '-'); the password is the Electricity Maps token or the WattTime
+password, the login WattTime's; the host is the API (the public one when empty) and the path its URL scheme
+(https when empty): uk-carbon-intensity://127.0.0.1:8080/http is http://127.0.0.1:8080. A host with a path
+is written percent-encoded (electricitymaps://:TOKEN@https%%3A%%2F%%2Fproxy%%2Fem). Query parameters are
+the extra (electricitymaps://:TOKEN@?emission_factor=direct). A URI with a secret is visible in ps and the
+shell history: prefer --source with --token-env, or pass the URI from a variable ("$AIRFLOW_CONN_EM")."""
 
 
 def _fmt_kwh(kwh: float | None) -> str:
@@ -266,8 +290,357 @@ def card_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- airflow-carbon intensity ------------------------------------------------------------------------
+
+
+def _add_intensity_parser(sub: Any) -> None:
+    """The ``intensity`` subcommand's arguments."""
+    i = sub.add_parser(
+        "intensity",
+        allow_abbrev=False,  # "--token SECRET" must not pass as --token-env (and be echoed as a variable's name)
+        help="the grid intensity a task at LOCATION would use: bundled, or a live source's current figure",
+        description="Print the grid intensity (gCO2e/kWh) for LOCATION: the bundled table's yearly figure, or with "
+        "--source or --conn-uri a live source's current figure (its interval in UTC, zone, signal and emission "
+        "factor) and, with --forecast, the coming intervals. Where the source gives no figure, the reason and the "
+        "bundled figure a task would fall back to are printed and the status is 1. Secrets are never printed; "
+        "nothing is cached (every call asks the source).",
+        epilog="sources: electricitymaps (Electricity Maps v3, hourly average, --token-env), watttime (WattTime v3, "
+        "5-minute marginal MOER, --login-env and --password-env), uk_carbon_intensity (GB Carbon Intensity API, "
+        "half-hourly average, no key).",
+    )
+    i.add_argument("location", metavar="LOCATION", help="a location the bundled table knows ('FR', 'US-CA', 'gcp:europe-west2')")
+    how = i.add_mutually_exclusive_group()
+    how.add_argument("--conn-uri", metavar="URI", help=_CONN_URI_HELP)
+    how.add_argument("--source", choices=tuple(SOURCES), help="a live source, without Airflow")
+    i.add_argument("--url", metavar="BASE_URL", help="with --source: the API's base URL (default: the public API)")
+    i.add_argument("--token-env", metavar="VAR", help="with --source electricitymaps: the environment variable holding the token")
+    i.add_argument("--login-env", metavar="VAR", help="with --source watttime: the environment variable holding the login")
+    i.add_argument("--password-env", metavar="VAR", help="with --source watttime: the environment variable holding the password")
+    i.add_argument("--emission-factor", choices=("lifecycle", "direct"),
+                   help="with --source electricitymaps: the basis of its figures (default lifecycle)")
+    i.add_argument("--zone", type=_option_type(OPTION["intensity_zone"]), metavar="ZONE",
+                   help="the source's zone or region (default: the one mapped from LOCATION): an Electricity Maps zone "
+                   "('DE'), a WattTime region ('CAISO_NORTH'), a GB region id 1-17 or outward postcode ('13', 'RG10')")
+    i.add_argument("--forecast", action="store_true", help="also print the coming intervals (GB: 24 h; the others: their forecast)")
+    i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    i.set_defaults(usage_error=i.error)
+
+
+class _UsageError(Exception):
+    """A bad argument of ``intensity``: reported as argparse does (usage, the message, status 2)."""
+
+
+def _bundled(location: str) -> GridIntensity:
+    """The bundled table's figure (gCO2e/kWh) for ``location``; an unknown one is a usage error."""
+    try:
+        return resolve_intensity(location)
+    except ValueError as exc:  # UnknownLocationError names close matches
+        raise _UsageError(str(exc)) from None
+
+
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+"""What the error message of an unset variable names: a conventional variable name (anything else may be
+the secret itself, passed by mistake)."""
+
+
+def _env(var: str, flag: str) -> str:
+    """The value of the environment variable ``var`` (named by ``flag``); unset or empty is a usage error,
+    which names the variable only where ``var`` looks like a variable's name."""
+    value = os.environ.get(var, "")
+    if not value:
+        if not _ENV_NAME.fullmatch(var):
+            raise _UsageError(f"{flag} takes the name of an environment variable (A-Z, 0-9, '_'), not its value; the "
+                              "variable it names is not set (the name is not printed: it may be the secret itself)")
+        raise _UsageError(f"environment variable {var} (named by {flag}) is not set or is empty")
+    return value
+
+
+def _check_source_flags(args: argparse.Namespace) -> None:
+    """Refuse the flags that do not go with the chosen source (or with no --source)."""
+    given = {f: getattr(args, f.lstrip("-").replace("-", "_")) is not None
+             for f in ("--url", "--token-env", "--login-env", "--password-env", "--emission-factor")}
+    wanted = {"electricitymaps": {"--url", "--token-env", "--emission-factor"}, "watttime": {"--url", "--login-env", "--password-env"},
+              "uk_carbon_intensity": {"--url"}}.get(args.source, set())
+    misplaced = [f for f, on in given.items() if on and f not in wanted]
+    if misplaced:
+        flag = misplaced[0]
+        raise _UsageError(f"{flag} does not go with --source {args.source}" if args.source else f"{flag} needs --source")
+    if args.source is None and not args.conn_uri and (args.zone or args.forecast):
+        raise _UsageError("--zone and --forecast need a live source (--source or --conn-uri)")
+
+
+def _spec_from_args(args: argparse.Namespace) -> LiveSpec:
+    """A LiveSpec from --source and the environment variables it names (never a secret on the command line)."""
+    if args.source == "electricitymaps":
+        if not args.token_env:
+            raise _UsageError("--source electricitymaps needs --token-env VAR (the variable holding the token)")
+        return LiveSpec("electricitymaps", args.url, token=_env(args.token_env, "--token-env"), emission_factor=args.emission_factor,
+                        credentials=f"environment variable {args.token_env}")
+    if args.source == "watttime":
+        if not (args.login_env and args.password_env):
+            raise _UsageError("--source watttime needs --login-env VAR and --password-env VAR")
+        return LiveSpec("watttime", args.url, username=_env(args.login_env, "--login-env"),
+                        password=_env(args.password_env, "--password-env"),
+                        credentials=f"environment variables {args.login_env} and {args.password_env}")
+    return LiveSpec("uk_carbon_intensity", args.url)
+
+
+def _redact(text: str, uri: str) -> str:
+    """``text`` without ``uri`` and without its user part (login, password), for a message about a URI that
+    did not parse."""
+    text = text.replace(uri, "the URI")
+    rest = uri.split("://", 1)[-1]
+    userinfo = rest.split("/", 1)[0].rsplit("@", 1)[0] if "@" in rest else ""
+    for secret in sorted({userinfo, *userinfo.split(":")}, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _spec_from_uri(uri: str) -> LiveSpec:
+    """A LiveSpec from an Airflow Connection URI, parsed by Airflow (imported only here); conn id ``cli``."""
+    scheme = uri.split("://", 1)[0]
+    if "_" in scheme:
+        raise _UsageError(f"--conn-uri: a URI writes the type {scheme!r} with '-' instead of '_' ({scheme.replace('_', '-')}://...)")
+    # The Task SDK's Connection (what a task's BaseHook.get_connection returns), not the metadata database's
+    # model: no ORM, and no Fernet warning on stdout (which would break --json).
+    try:
+        from airflow.sdk import Connection
+
+        from airflow_carbon.hooks.grid_intensity import spec_from_connection
+    except ImportError as exc:
+        raise _UsageError(f"--conn-uri needs Airflow installed ({exc}); --source works without it") from None
+
+    try:
+        conn = Connection.from_uri(uri, conn_id="cli")
+    except Exception as exc:  # AirflowException (it quotes the URI), ValueError (a bad port): never echo a secret
+        raise _UsageError(f"--conn-uri is not a Connection URI: {_redact(str(exc), uri)}") from None
+    try:
+        return spec_from_connection(conn, "cli")
+    except ValueError as exc:
+        raise _UsageError(f"--conn-uri: {exc}") from None
+
+
+def _zone(spec: LiveSpec, location: str, zone: str | None) -> str | None:
+    """``zone`` or the source's zone for ``location`` (None: GB national); a location without one is a usage error."""
+    if zone is not None:
+        return zone
+    from airflow_carbon.core.zones import ZoneError, zone_for
+
+    try:
+        return zone_for(spec.source, location)
+    except ZoneError as exc:
+        raise _UsageError(f"{exc} Here: --zone ZONE.") from None
+
+
+def _uk_region(zone: str | None) -> int | str | None:
+    """The GB API's region: None (national), a region id (digits), or an outward postcode."""
+    return int(zone) if zone is not None and zone.isdigit() else zone
+
+
+def _current(client: Any, source: str, zone: str | None) -> tuple[IntensityInterval, str, list[IntensityInterval]]:
+    """The source's current figure, what it is, and the intervals fetched with it (WattTime's forecast)."""
+    if source == "uk_carbon_intensity":
+        return client.current(_uk_region(zone))[0], "the current half hour", []
+    if source == "electricitymaps":
+        return client.latest(zone)[0], "the latest hour", []
+    forecast = client.forecast(zone)
+    return forecast[0], "the forecast's first point (WattTime serves no current figure)", forecast
+
+
+def _forecast(client: Any, source: str, zone: str | None, now_s: float, fetched: list[IntensityInterval]) -> list[IntensityInterval]:
+    """The coming intervals (those ending after ``now_s``, Unix s): GB's 24 h forward, the others' forecast."""
+    if source == "uk_carbon_intensity":
+        start = datetime.fromtimestamp(now_s - now_s % 1800, timezone.utc)
+        intervals = client.forecast(start, _uk_region(zone))
+    elif source == "electricitymaps":
+        intervals = client.forecast(zone)
+    else:
+        intervals = fetched or client.forecast(zone)
+    return [i for i in intervals if i.end_s > now_s]
+
+
+def _is_plan_refusal(exc: Any) -> bool:
+    """WattTime's 403 for a forecast the account's plan lacks (a free account outside CAISO_NORTH)."""
+    return exc.source == "watttime" and exc.reason.startswith("HTTP 403") and "plan" in exc.reason
+
+
+def _interval_json(interval: IntensityInterval) -> dict[str, Any]:
+    return {"start": utc_iso(interval.start_s), "end": utc_iso(interval.end_s), "g_per_kwh": interval.g_per_kwh,
+            "estimated": interval.estimated, "source": interval.source}
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without any user part (``https://user:pw@host`` -> ``https://host``)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+def _live_report(spec: LiveSpec, zone: str | None, forecast: bool) -> dict[str, Any]:
+    """Ask the source: the ``live`` part of the report (``error``: ``<source>: <reason>`` where it gave no figure)."""
+    info = spec.info
+    try:
+        client = spec.client()
+    except ValueError as exc:  # a credential the source needs is missing (a URI without its password)
+        raise _UsageError(f"{spec.source}: {exc}") from None
+    from airflow_carbon.core.sources.http import SourceError  # httpx: only for this command
+
+    live: dict[str, Any] = {
+        "source": spec.source, "label": info.label, "base_url": _shown_url(client.base_url), "conn_id": spec.conn_id,
+        "zone": zone, "signal": info.signal, "emission_factor": spec.factor, "granularity_s": info.granularity_s,
+        "license": info.license, "current": None, "error": None,
+    }
+    try:
+        now_s = time.time()
+        current, what, fetched = _current(client, spec.source, zone)
+        live["current"] = {**_interval_json(current), "what": what}
+        if forecast:
+            live["forecast"] = [_interval_json(i) for i in _forecast(client, spec.source, zone, now_s, fetched)]
+    except SourceError as exc:
+        if live["current"] is not None:  # the current figure stands; only the forecast failed
+            live["forecast_error"] = str(exc)
+        else:
+            live["error"] = str(exc)
+            if _is_plan_refusal(exc):
+                live["signal_index"] = _signal_index(client, zone)
+    except ValueError as exc:  # a zone the client refuses (a GB region id out of range)
+        raise _UsageError(f"--zone: {exc}") from None
+    finally:
+        client.close()
+    return live
+
+
+def _signal_index(client: Any, region: str) -> dict[str, Any] | None:
+    """WattTime's percentile (0-100) of the region's current MOER, or None where that fails too."""
+    from airflow_carbon.core.sources.http import SourceError
+
+    try:
+        index = client.signal_index(region)
+    except SourceError:
+        return None
+    return {"region": index.region, "percentile": index.percentile, "point_time": utc_iso(index.point_time_s),
+            "unit": "percentile (0-100) of the region's recent MOER, not gCO2e/kWh"}
+
+
+def _report(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """What ``intensity`` prints: the figure a task would use now (gCO2e/kWh), how, and the bundled figure;
+    and the secrets used (to scrub from the output, should a source ever echo one)."""
+    _check_source_flags(args)
+    bundled = _bundled(args.location)
+    head: dict[str, Any] = {"location": bundled.location, "name": bundled.name}
+    if args.source is None and not args.conn_uri:
+        return {**head, "method": "bundled table", "g_per_kwh": bundled.g_per_kwh, "bundled": bundled.to_dict()}, ()
+    spec = _spec_from_uri(args.conn_uri) if args.conn_uri else _spec_from_args(args)
+    secrets = tuple(s for s in (spec.token, spec.password) if s)
+    live = _live_report(spec, _zone(spec, args.location, args.zone), args.forecast)
+    if live["error"] is None:
+        report = {**head, "method": "live", "g_per_kwh": live["current"]["g_per_kwh"], "bundled": bundled.to_dict(), "live": live}
+    else:
+        report = {**head, "method": "fallback", "g_per_kwh": bundled.g_per_kwh, "fallback": live["error"],
+                  "bundled": bundled.to_dict(), "live": live}
+    return report, secrets
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (of 4 characters or more) replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+_W = 18
+"""The width of the text report's labels."""
+
+
+def _when(iso: str) -> str:
+    """A record time (``2026-12-03T10:00:00.000Z``) for people: ``2026-12-03 10:00`` (seconds where not 0)."""
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return when.strftime("%Y-%m-%d %H:%M" if when.second == 0 else "%Y-%m-%d %H:%M:%S")
+
+
+def _bundled_lines(b: dict[str, Any], title: str) -> list[str]:
+    year = f", {b['year']}" if b.get("year") else ""
+    return [
+        f"{title:<{_W}}{b['g_per_kwh']:.1f} gCO2e/kWh ({b.get('emission_factor') or 'basis not stated'}), {b['name']}",
+        f"{'':<{_W}}[bundled table: {b['source']}{year}; licence {b.get('license') or 'not stated'}]",
+    ]
+
+
+def _live_lines(live: dict[str, Any]) -> list[str]:
+    zone = live["zone"] if live["zone"] is not None else "national (Great Britain)"
+    lines = [
+        f"{'source':<{_W}}{live['label']} at {live['base_url']}" + (f" (Connection {live['conn_id']!r})" if live["conn_id"] else ""),
+        f"{'zone':<{_W}}{zone}",
+        f"{'signal':<{_W}}{live['signal']}" + (" (the generators that answer a change in load)" if live["signal"] == "marginal"
+                                            else " (the grid mix)"),
+        f"{'emission factor':<{_W}}{live['emission_factor']}",
+    ]
+    c = live["current"]
+    if c is not None:
+        state = "estimated or forecast" if c["estimated"] else "not estimated"
+        lines.append(f"{'current':<{_W}}{c['g_per_kwh']:.1f} gCO2e/kWh, {_when(c['start'])} to {_when(c['end'])} UTC, "
+                     f"{state} [{c['what']}]")
+    return lines
+
+
+def _forecast_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"forecast ({len(rows)} interval(s))", f"  {'start (UTC)':<20} {'end (UTC)':<20} {'gCO2e/kWh':>9}  estimated"]
+    lines += [f"  {_when(r['start']):<20} {_when(r['end']):<20} {r['g_per_kwh']:>9.1f}  {'yes' if r['estimated'] else 'no'}" for r in rows]
+    return lines
+
+
+def intensity_text(report: dict[str, Any]) -> str:
+    """The report of ``intensity`` for people; every figure says its unit, source and basis."""
+    lines = [f"{'location':<{_W}}{report['name']} ({report['location']})", f"{'method':<{_W}}{report['method']}"]
+    live = report.get("live")
+    if live is None:
+        return "\n".join(lines + _bundled_lines(report["bundled"], "intensity"))
+    lines += _live_lines(live)
+    if report["method"] == "fallback":
+        lines.append(f"{'source failed':<{_W}}{report['fallback']}")
+        index = live.get("signal_index")
+        if index is not None:
+            lines.append(f"{'signal index':<{_W}}{index['percentile']:g} at {_when(index['point_time'])} UTC: a percentile "
+                         "(0-100) of the region's recent MOER, not gCO2e/kWh")
+        lines += _bundled_lines(report["bundled"], "a task would use")
+    else:
+        lines += _bundled_lines(report["bundled"], "fallback")
+    if "forecast" in live:
+        lines += _forecast_lines(live["forecast"])
+    if "forecast_error" in live:
+        lines.append(f"{'forecast failed':<{_W}}{live['forecast_error']}")
+    return "\n".join(lines)
+
+
+def intensity_command(args: argparse.Namespace) -> int:
+    """``airflow-carbon intensity``: 0 with a figure from the source (or the bundled table), 1 where the
+    source gave none (the fallback is printed) or its forecast failed, 2 for a bad argument."""
+    error: Callable[[str], NoReturn] = args.usage_error
+    try:
+        report, secrets = _report(args)
+    except _UsageError as exc:
+        error(str(exc))
+    print(_scrub(json.dumps(report, indent=2) if args.json else intensity_text(report), secrets))
+    return 1 if report["method"] == "fallback" or "forecast_error" in report.get("live", {}) else 0
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """argparse's ``parse_args``, except that ``intensity`` does not echo an unrecognised argument's value
+    (``--token SECRET``): it names the unrecognised flags only."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "intensity":
+        flags = " ".join(a.split("=", 1)[0] for a in extra if a.startswith("-")) or "positional"
+        args.usage_error(f"unrecognized arguments: {flags} (values not printed); a secret is read from an environment "
+                         "variable: --token-env VAR, --login-env VAR, --password-env VAR")
+    if extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "measure":
         return measure_command(args)
     if args.command == "export":
@@ -276,6 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return card_command(args)
     if args.command == "records":
         return records_command(args)
+    if args.command == "intensity":
+        return intensity_command(args)
     return 2  # pragma: no cover - argparse requires a command
 
 
