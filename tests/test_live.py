@@ -182,3 +182,26 @@ def test_the_async_path_reads_the_same_forecasts_and_fails_the_same_way():
     with WattTimeSim({"CAISO_NORTH": [1000.0, 500.0]}, username="u", password="p", now_s=now) as wt:
         got = asyncio.run(aforecast(LiveSpec("watttime", wt.url, username="u", password="p"), "CAISO_NORTH"))
         assert [round(i.g_per_kwh, 3) for i in got] == [453.592, 226.796] and wt.logins == 1
+
+
+def test_a_checkpoint_carries_the_live_segments_so_far_without_asking_the_source(tmp_path):
+    from airflow_carbon import validate_record
+
+    now = time.time()
+    first = now - now % STEP_S
+    checkpoints: list[dict] = []
+    with UKCarbonIntensitySim(_series(first), interval_s=STEP_S) as sim:
+        live = _uk(sim, tmp_path)
+        with EnergyMeter(location="GB", cuda_visible_devices="", live=live, on_checkpoint=checkpoints.append,
+                         checkpoint_interval_s=0.5) as meter:
+            deadline = time.monotonic() + 20
+            while (not sim.requests or len(checkpoints) < 3) and time.monotonic() < deadline:
+                _busy(0.05)
+        asked = len(sim.requests)
+    assert asked == 1  # the start's lookup; checkpoints and stop() used what it brought
+    late = checkpoints[-1]
+    validate_record(late)
+    assert late["intensity"]["method"] == "live" and late["intensity"]["segments"]
+    assert late["emissions_g"] <= meter.record["emissions_g"]
+    # the final record's segments are cut at each checkpoint's instant too: its energy there is known
+    assert any(not s["energy_estimated"] for s in meter.record["intensity"]["segments"])

@@ -242,7 +242,7 @@ class LiveIntensity:
 
     # -- internals ---------------------------------------------------------------------------------
     def _covering(self, start_s: float, end_s: float) -> list[IntensityInterval]:
-        return [i for i in self._known.values() if i.end_s > start_s and i.start_s <= end_s]
+        return [i for i in list(self._known.values()) if i.end_s > start_s and i.start_s <= end_s]  # a snapshot: lookups add to it
 
     def _needs_fetch(self, cached: list[tuple[IntensityInterval, float]], start_s: float, end_s: float, now: float) -> bool:
         """Whether [start_s, end_s] has a gap, or a forecast the source may have replaced since."""
