@@ -171,6 +171,7 @@ def main() -> None:
     results["ui"] = _worker("ui.py")
     results["cluster"] = _worker("cluster.py", "--json-line")
     results["live_intensity"] = _worker("live_intensity.py")
+    results["carbon_aware"] = _worker("carbon_aware.py")
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -229,6 +230,9 @@ def main() -> None:
     from live_intensity import table as live_table  # bench/live_intensity.py
 
     print(live_table(results["live_intensity"]))
+    from carbon_aware import table as carbon_aware_table  # bench/carbon_aware.py
+
+    print(carbon_aware_table(results["carbon_aware"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.core.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
