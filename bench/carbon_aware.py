@@ -48,8 +48,8 @@ def replay(zone: str) -> dict:
     from airflow_carbon.core.segments import IntensityInterval
 
     ts, g = _series(zone)
-    actual = Forecast([IntensityInterval(t, t + HOUR_S, v, zone) for t, v in zip(ts, g)])
-    noisy = Forecast([IntensityInterval(t, t + HOUR_S, v, zone) for t, v in zip(ts, _realistic(g))])
+    actual = Forecast([IntensityInterval(t, t + HOUR_S, v, zone) for t, v in zip(ts, g, strict=True)])
+    noisy = Forecast([IntensityInterval(t, t + HOUR_S, v, zone) for t, v in zip(ts, _realistic(g), strict=True)])
     out = {}
     for w in WINDOWS_H:
         requests = range(len(ts) - w - JOB_H)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from itertools import pairwise
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ class Forecast:
 
     def __init__(self, intervals: Sequence[IntensityInterval]) -> None:
         series = sorted(intervals, key=lambda i: i.start_s)
-        for a, b in zip(series, series[1:]):
+        for a, b in pairwise(series):
             if b.start_s < a.end_s:
                 raise ValueError(f"forecast intervals overlap: [{a.start_s}, {a.end_s}) and [{b.start_s}, {b.end_s})")
         self.intervals = series
@@ -139,13 +140,16 @@ def plan_start(forecast: Sequence[IntensityInterval] | Forecast, *, now_s: float
         g = f.mean(s, duration_s)
         if g is not None and g < best_g - 1e-9 * max(1.0, abs(best_g)):
             best_s, best_g = s, g
-    clip_note = f"; start_within clipped to the forecast's horizon (latest start {clipped - now_s:.0f} s from now)" if clipped is not None else ""
+    clip_note = ""
+    if clipped is not None:
+        clip_note = f"; start_within clipped to the forecast's horizon (latest start {clipped - now_s:.0f} s from now)"
     if best_s == now_s:
         return Plan(now_s, now_s, g_now, g_now, f"started at once: no later start in the window is greener{clip_note}", clipped)
     saving = 100.0 * (g_now - best_g) / g_now if g_now > 0 else 0.0
     if saving < min_saving_pct:
         return Plan(now_s, now_s, g_now, g_now,
-                    f"started at once: the greenest start saves {saving:.1f} %, less than min_saving_pct {min_saving_pct:g} %{clip_note}",
+                    f"started at once: the greenest start saves {saving:.1f} %, "
+                    f"less than min_saving_pct {min_saving_pct:g} %{clip_note}",
                     clipped)
     return Plan(now_s, best_s, g_now, best_g,
                 f"waited {best_s - now_s:.0f} s for a forecast {best_g:.0f} gCO2e/kWh instead of {g_now:.0f} ({saving:.1f} % less){clip_note}",
