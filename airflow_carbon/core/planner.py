@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from itertools import pairwise
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from airflow_carbon.core.segments import IntensityInterval
 
@@ -152,5 +152,6 @@ def plan_start(forecast: Sequence[IntensityInterval] | Forecast, *, now_s: float
                     f"less than min_saving_pct {min_saving_pct:g} %{clip_note}",
                     clipped)
     return Plan(now_s, best_s, g_now, best_g,
-                f"waited {best_s - now_s:.0f} s for a forecast {best_g:.0f} gCO2e/kWh instead of {g_now:.0f} ({saving:.1f} % less){clip_note}",
+                f"waited {best_s - now_s:.0f} s for a forecast {best_g:.0f} gCO2e/kWh instead of {g_now:.0f} "
+                f"({saving:.1f} % less){clip_note}",
                 clipped)
