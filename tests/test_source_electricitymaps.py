@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from airflow_carbon.core.sources.electricitymaps import SOURCE, ElectricityMapsClient
@@ -62,3 +64,26 @@ def test_every_failure_is_a_source_error_with_a_reason(sim, fail, reason):
     with pytest.raises(SourceError) as info:
         ElectricityMapsClient(TOKEN, sim.url, read_timeout_s=0.5).latest("DE")
     assert (info.value.source, info.value.reason) == (SOURCE, reason)
+
+
+def test_forecast_points_last_until_the_next_point_at_any_spacing():
+    # a forecast a minute apart (what a finer-grained account, or a test, gets): each point lasts until the
+    # next one, the last as long as the one before it; a cached forecast is one request per host
+    from airflow_carbon.core.intensity_cache import IntensityCache
+    from airflow_carbon.core.live import LiveSpec, forecast
+
+    now = 1_767_225_600.0
+    points = {now + 60 * k: 300.0 - 10 * k for k in range(5)}
+    with ElectricityMapsSim({"DE": {now: 300.0}}, token=TOKEN, now_s=now, forecasts={"DE": points}) as sim:
+        intervals = ElectricityMapsClient(TOKEN, sim.url).forecast("DE")
+        assert [(i.start_s - now, i.end_s - now, i.g_per_kwh) for i in intervals] == [
+            (0, 60, 300), (60, 120, 290), (120, 180, 280), (180, 240, 270), (240, 300, 260)]
+        assert all(i.estimated for i in intervals)
+        spec = LiveSpec("electricitymaps", sim.url, token=TOKEN)
+        with tempfile.TemporaryDirectory() as cache_dir:
+            cache = IntensityCache(cache_dir)
+            first = forecast(spec, "DE", cache=cache, now_s=now + 30)
+            again = forecast(spec, "DE", cache=cache, now_s=now + 90)
+        assert [i.g_per_kwh for i in first] == [300, 290, 280, 270, 260]
+        assert [i.g_per_kwh for i in again] == [290, 280, 270, 260]  # what is still ahead at now + 90 s
+        assert [p for p, _ in sim.requests].count("/v3/carbon-intensity/forecast") == 2  # one by the client, one by forecast()

@@ -27,7 +27,7 @@ from airflow_carbon.core.units import utc_iso
 if TYPE_CHECKING:
     from airflow_carbon.core.sources.http import SourceClient
 
-__all__ = ["SOURCES", "LiveIntensity", "LiveSpec", "SourceInfo", "aforecast", "fetch"]
+__all__ = ["SOURCES", "LiveIntensity", "LiveSpec", "SourceInfo", "aforecast", "fetch", "forecast"]
 
 
 @dataclass(frozen=True)
@@ -322,6 +322,64 @@ class LiveIntensity:
         if cache:
             with contextlib.suppress(OSError):
                 self.cache.write(name, intervals, fetched_s=time.time())
+
+
+def forecast(spec: LiveSpec, zone: str | None, *, cache: IntensityCache | None = None,
+             now_s: float | None = None) -> list[IntensityInterval]:
+    """The source's forecast for ``zone`` from ``now_s`` (Unix s; default now), through the host's cache: one
+    request per host while the cached forecast is younger than the source's granularity, a failure remembered
+    for :data:`~airflow_carbon.core.intensity_cache.FAILURE_BACKOFF_S` (or ``Retry-After``). Raises SourceError
+    (ValueError for a zone or credential the client refuses); a cache that cannot be written is skipped."""
+    from airflow_carbon.core.sources.http import SourceError
+
+    now = time.time() if now_s is None else now_s
+    cache = cache if cache is not None else IntensityCache()
+    name = IntensityCache.series_name("forecast", spec.source, spec.base_url, zone, spec.factor)
+
+    def fresh(state: Any) -> list[IntensityInterval] | None:
+        if state.failure:
+            raise SourceError(spec.source, state.failure.removeprefix(f"{spec.source}: "))
+        recent = [c.interval for c in state.intervals if now - c.fetched_s < spec.info.granularity_s]
+        if any(i.start_s <= now < i.end_s for i in recent):
+            return [i for i in recent if i.end_s > now]
+        return None
+
+    try:
+        if (cached := fresh(cache.read(name, now_s=now))) is not None:
+            return cached
+        with cache.lock(name) as held:
+            if held and (cached := fresh(cache.read(name, now_s=now))) is not None:
+                return cached
+            intervals = _fetch_forecast(spec, zone, now, cache, name)
+    except OSError:  # no usable cache directory: ask the source directly
+        intervals = _fetch_forecast(spec, zone, now, None, name)
+    return [i for i in intervals if i.end_s > now]
+
+
+def _fetch_forecast(spec: LiveSpec, zone: str | None, now: float, cache: IntensityCache | None, name: str
+                    ) -> list[IntensityInterval]:
+    from airflow_carbon.core.sources.http import SourceError
+
+    client = spec.client()
+    try:
+        if spec.source == "uk_carbon_intensity":
+            region: int | str | None = int(zone) if zone is not None and zone.isdigit() else zone
+            intervals = client.forecast(datetime.fromtimestamp(now - now % 1800, timezone.utc), region)
+        elif zone is None:
+            raise ValueError(f"{spec.source} needs a zone")
+        else:
+            intervals = client.forecast(zone)
+    except SourceError as exc:
+        if cache is not None:
+            with contextlib.suppress(OSError):
+                cache.write_failure(name, str(exc), until_s=time.time() + max(FAILURE_BACKOFF_S, exc.retry_after_s or 0.0))
+        raise
+    finally:
+        client.close()
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            cache.write(name, intervals, fetched_s=time.time(), now_s=now)
+    return intervals
 
 
 async def aforecast(spec: LiveSpec, zone: str | None, *, start_s: float | None = None) -> list[IntensityInterval]:

@@ -42,10 +42,10 @@ def _failed(h: BaseHTTPRequestHandler, fail: str | None, retry_after: str) -> bo
         return True
     if fail == "slow":
         time.sleep(2.0)
-    if fail in ("500", "400", "429"):
+    if fail in ("500", "503", "400", "429"):
         code = int(fail)
         headers = {"Retry-After": retry_after} if code == 429 else {}
-        message = {500: "Internal Server Error", 400: "Bad Request", 429: "Too Many Requests"}[code]
+        message = {500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request", 429: "Too Many Requests"}[code]
         _send(h, code, {"error": {"code": f"{code} {message}", "message": message}}, headers)
         return True
     if fail == "malformed":
@@ -188,13 +188,18 @@ class UKCarbonIntensitySim(_LoopbackAPI):
 class ElectricityMapsSim(_LoopbackAPI):
     """A local Electricity Maps v3 API: ``/v3/carbon-intensity/{latest,history,forecast}?zone=``, the
     ``auth-token`` header checked against ``token``, hourly ``series`` per zone ({zone: {hour start s: g}}),
-    and the failures of :class:`UKCarbonIntensitySim` (``fail``). A request may name its place by ``lat``
-    and ``lon`` instead of ``zone``, as the API allows: ``places`` maps (lat, lon) to the zone that holds it."""
+    and the failures of :class:`UKCarbonIntensitySim` (``fail``; ``fail_forecast``: the forecast endpoint
+    only). A request may name its place by ``lat`` and ``lon`` instead of ``zone``, as the API allows:
+    ``places`` maps (lat, lon) to the zone that holds it. ``forecasts`` ({zone: {point start s: g}}) replaces
+    the forecast of ``series`` with points at any spacing (a minute apart: a test's wait stays short)."""
 
     def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float,
-                 places: dict[tuple[float, float], str] | None = None) -> None:
+                 places: dict[tuple[float, float], str] | None = None,
+                 forecasts: dict[str, dict[float, float]] | None = None) -> None:
         self.series, self.token, self.now_s = series, token, now_s
         self.places = places or {}
+        self.forecasts = forecasts or {}
+        self.fail_forecast: str | None = None
         self.requests: list[tuple[str, dict[str, str]]] = []
         super().__init__()
 
@@ -209,13 +214,18 @@ class ElectricityMapsSim(_LoopbackAPI):
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         path, query = self._request(h)
         self.requests.append((path, query))
-        if _failed(h, self.fail, self.retry_after):
+        if _failed(h, self.fail_forecast if path.endswith("/forecast") and self.fail_forecast else self.fail, self.retry_after):
             return
         if h.headers.get("auth-token") != self.token:
             return _send(h, 401, {"message": "Unauthorized"})
         zone, factor = query.get("zone", ""), query.get("emissionFactorType", "lifecycle")
         if not zone and "lat" in query and "lon" in query:
             zone = self.places.get((float(query["lat"]), float(query["lon"])), "")
+        if path == "/v3/carbon-intensity/forecast" and zone in self.forecasts:
+            points = sorted(self.forecasts[zone].items())
+            rows = [{"carbonIntensity": round(g * (1.0 if factor == "lifecycle" else 0.8)),
+                     "datetime": datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")} for t, g in points]
+            return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"]})
         if zone not in self.series:
             return _send(h, 400, {"message": f"Zone '{zone}' does not exist."})
         hour = self.now_s - self.now_s % 3600

@@ -8,6 +8,7 @@ says whether Electricity Maps estimated it (``isEstimated``), which the interval
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -53,14 +54,13 @@ class ElectricityMapsClient(SourceClient):
         return [self._interval(row) for row in self._rows(self._get("/v3/carbon-intensity/history", zone), "history")]
 
     def forecast(self, zone: str) -> list[IntensityInterval]:
-        """The coming hours, hourly: every interval ``estimated``."""
-        rows = self._rows(self._get("/v3/carbon-intensity/forecast", zone), "forecast")
-        return [self._interval(row, forecast=True) for row in rows]
+        """The coming hours: every interval ``estimated``, each point lasting until the next one (hourly,
+        or the finer granularity an account gets); the last one as long as the one before it."""
+        return self._forecast(self._get("/v3/carbon-intensity/forecast", zone))
 
     async def aforecast(self, client: httpx.AsyncClient, zone: str) -> list[IntensityInterval]:
         """:meth:`forecast` on an event loop, through ``client``."""
-        body = await aget_json(client, self.base_url + "/v3/carbon-intensity/forecast", **self._request(zone))
-        return [self._interval(row, forecast=True) for row in self._rows(body, "forecast")]
+        return self._forecast(await aget_json(client, self.base_url + "/v3/carbon-intensity/forecast", **self._request(zone)))
 
     # -- internals ---------------------------------------------------------------------------------
     def _request(self, zone: str) -> dict[str, Any]:
@@ -77,11 +77,24 @@ class ElectricityMapsClient(SourceClient):
             raise SourceError(SOURCE, f"no {key} in the response")
         return rows
 
-    def _interval(self, row: Any, *, forecast: bool = False) -> IntensityInterval:
+    def _forecast(self, body: Any) -> list[IntensityInterval]:
+        rows = self._rows(body, "forecast")
+        try:
+            starts = sorted(unix_s(row["datetime"]) for row in rows)
+        except SHAPE_ERRORS as exc:
+            raise self.shape_error(exc) from None
+        ends = {a: b for a, b in pairwise(starts) if b > a}
+        last_step = (starts[-1] - max(a for a in ends)) if ends else HOUR_S
+        return [self._interval(row, forecast=True, ends=ends, last_step_s=last_step) for row in rows]
+
+    def _interval(self, row: Any, *, forecast: bool = False, ends: dict[float, float] | None = None,
+                  last_step_s: float = HOUR_S) -> IntensityInterval:
+        """A row as an interval: an hour long, or until the next forecast point (``ends``: start -> next start, s)."""
         try:
             g = number(row["carbonIntensity"], "carbonIntensity")
             start = unix_s(row["datetime"])
+            end = (ends or {}).get(start, start + last_step_s) if ends is not None else start + HOUR_S
             estimated = forecast or bool(row.get("isEstimated"))
-            return IntensityInterval(start, start + HOUR_S, g, f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
+            return IntensityInterval(start, end, g, f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
         except SHAPE_ERRORS as exc:
             raise self.shape_error(exc) from None
