@@ -44,6 +44,15 @@ class CarbonSettings:
     intensity_conn_id: str | None = _default("intensity_conn_id")
     intensity_zone: str | None = _default("intensity_zone")
     intensity_cache_dir: str | None = _default("intensity_cache_dir")
+    start_within: float | None = _default("start_within")
+    """s; None: start at once."""
+    expected_duration: float | None = _default("expected_duration")
+    """s; None: from the task's recent tries."""
+    min_saving_pct: float = _default("min_saving_pct")
+    co2_budget_g: float | None = _default("co2_budget_g")
+    energy_budget_kwh: float | None = _default("energy_budget_kwh")
+    on_budget_exceeded: str = _default("on_budget_exceeded")
+    budget_grace_s: float = _default("budget_grace_s")
     sampling_interval_s: float = _default("sampling_interval_s")
     checkpoint_interval_s: float = _default("checkpoint_interval_s")
     training_type: str | None = _default("training_type")

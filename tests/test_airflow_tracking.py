@@ -97,7 +97,12 @@ def test_records_survive_without_a_gpu_driver(airflow_dags):
 
 @pytest.mark.parametrize(
     "file, message",
-    [("bad_location.py", "Unknown grid location 'Frnace'. Did you mean: France (FR)?"), ("bad_pue.py", "pue=0.8 is invalid")],
+    [("bad_location.py", "Unknown grid location 'Frnace'. Did you mean: France (FR)?"), ("bad_pue.py", "pue=0.8 is invalid"),
+     ("bad_budget.py", "co2_budget_g=0 is invalid; expected a number > 0 gCO2e"),
+     ("bad_start_within.py", "start_within=datetime.timedelta(seconds=30) is invalid; expected a timedelta, seconds, or text"),
+     ("bad_on_budget_exceeded.py", "on_budget_exceeded='explode' is invalid; expected 'warn' or 'stop'"),
+     ("start_within_without_forecast.py", "start_within=datetime.timedelta(seconds=28800) is invalid: a carbon-aware start needs "
+      "a forecast: set intensity_conn_id")],
 )
 def test_bad_arguments_fail_at_parse_time(file, message):
     from pathlib import Path

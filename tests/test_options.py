@@ -29,7 +29,7 @@ from airflow_carbon.core.options import (
     validate_many,
 )
 
-RELEASES = ("0.1.0", "0.2.0")
+RELEASES = ("0.1.0", "0.2.0", "0.3.0")
 """The releases so far, oldest first."""
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_the_operators_take_the_tables_task_options_and_document_them():
 def test_the_meter_takes_the_tables_meter_options_with_their_defaults():
     from airflow_carbon import EnergyMeter
 
-    not_options = {"cuda_visible_devices", "cuda_device_order", "powercap_root", "on_checkpoint", "live"}
+    not_options = {"cuda_visible_devices", "cuda_device_order", "powercap_root", "on_checkpoint", "live", "on_progress"}
     params = {n: p.default for n, p in inspect.signature(EnergyMeter).parameters.items() if n not in not_options}
     assert params == {o.name: o.default for o in options_in("meter")}
     for line in doc_lines("meter"):
@@ -184,7 +184,9 @@ def _cases():
         if o.low is None and o.high is None:
             continue
         values = []
-        if o.low is not None:
+        if o.low is not None and o.low_open:  # the bound itself is refused (a budget of 0)
+            values += [(o.low, False), (o.low - 1, False), (o.low + 1, True)]
+        elif o.low is not None:
             values += [(o.low, True), (o.low / 2 if o.low > 0 else o.low - 1, False)]
         if o.high is not None:
             values += [(o.high, True), (o.high * 2, False)]
@@ -205,7 +207,8 @@ def _apply(option, place, value, monkeypatch, capsys):
         if place == "task":
             from airflow_carbon import CarbonOperator
 
-            op = CarbonOperator(task_id="t", python_callable=print, location="FR", **{name: value})
+            needs = {"intensity_conn_id": "electricitymaps_default"} if name == "start_within" else {}  # a forecast
+            op = CarbonOperator(task_id="t", python_callable=print, location="FR", **needs, **{name: value})
             return getattr(op.carbon_settings, name)
         if place == "config":
             from airflow_carbon.settings import CarbonSettings
@@ -233,7 +236,7 @@ def test_the_same_bounds_everywhere(option, place, value, ok, monkeypatch, capsy
     shown = {"config": f"[carbon] {option.name} = {str(value)!r}", "cli": f"{option.name}={float(value)!r}"}  # text; parsed text
     named = shown.get(place, f"{option.name}={value!r}") + " is invalid"  # in Python: the value as given
     assert named in str(got)
-    assert "expected a number" in str(got)
+    assert ("expected a timedelta" if option.type == "duration" else "expected a number") in str(got)
 
 
 @pytest.mark.unit

@@ -41,6 +41,7 @@ __all__ = [
     "markdown_table",
     "options_in",
     "parse_config",
+    "parse_duration_s",
     "parse_text",
     "validate",
     "validate_many",
@@ -50,8 +51,9 @@ __all__ = [
 PLACES = ("config", "task", "cli", "meter")
 """Where an option may be set: the ``[carbon]`` config, a task argument, a CLI flag, an EnergyMeter argument."""
 
-TYPES = ("str", "float", "int", "bool", "choice", "list")
-"""``list``: names, comma-separated in text (a tuple in Python)."""
+TYPES = ("str", "float", "int", "bool", "choice", "list", "duration")
+"""``list``: names, comma-separated in text (a tuple in Python). ``duration``: a ``timedelta`` or seconds in
+Python, seconds or ``90s``/``30m``/``4h``/``1d``/``1h30m``/ISO 8601 (``PT4H``) in text; the value is seconds (float)."""
 
 SECTION = "carbon"
 """The Airflow config section of the ``config`` options."""
@@ -70,6 +72,8 @@ class Option:
     unit: str | None = None
     low: float | None = None
     high: float | None = None
+    low_open: bool = False
+    """``low`` itself is refused (a value must be greater than it)."""
     choices: tuple[str, ...] = ()
     where: frozenset[str] = frozenset()
     cli: tuple[str, ...] = ()
@@ -152,6 +156,48 @@ OPTIONS: tuple[Option, ...] = (
         "where the task processes of a worker host share live grid-intensity figures (a directory on local disk)",
         where=_where("config"), example="/var/cache/airflow-carbon/intensity", version_added="0.2.0",
         accepted="a directory path", default_doc="$XDG_CACHE_HOME/airflow-carbon/intensity (~/.cache/...)",
+    ),
+    # when to start: a carbon-aware start within a deadline
+    Option(
+        "start_within", "duration",
+        "how long a tracked task may wait for a greener start, in s (a timedelta, or text such as '8h'): before "
+        "its work it reads the forecast of intensity_conn_id and defers to the start with the lowest mean "
+        "forecast intensity over expected_duration",
+        unit="s", low=60, where=_where("task"), example="8h", version_added="0.3.0",
+        default_doc="none (start at once)",
+    ),
+    Option(
+        "expected_duration", "duration",
+        "how long the task's work is expected to take, in s (a timedelta, or text such as '2h'), for start_within",
+        unit="s", low=1, where=_where("task"), example="2h", version_added="0.3.0",
+        default_doc="the median of this task's successful tries in its recent runs, else 1 h",
+    ),
+    Option(
+        "min_saving_pct", "float",
+        "the least forecast saving, in %, of the mean intensity against starting now, for which start_within waits",
+        default=5.0, unit="%", low=0, high=100, where=_where("config", "task"), example="10", version_added="0.3.0",
+    ),
+    # budgets
+    Option(
+        "co2_budget_g", "float", "the task's emissions budget in gCO2e, over all its tries",
+        unit="gCO2e", low=0, low_open=True, where=_where("task"), example="500", version_added="0.3.0",
+        default_doc="none",
+    ),
+    Option(
+        "energy_budget_kwh", "float", "the task's energy budget in kWh (before PUE), over all its tries",
+        unit="kWh", low=0, low_open=True, where=_where("task"), example="2.5", version_added="0.3.0",
+        default_doc="none",
+    ),
+    Option(
+        "on_budget_exceeded", "choice",
+        "what crossing a budget does: 'warn' (a warning in the log and the record) or 'stop' (the try is stopped "
+        "within about a second and the task fails without further retries)",
+        default="warn", choices=("warn", "stop"), where=_where("config", "task"), example="stop", version_added="0.3.0",
+    ),
+    Option(
+        "budget_grace_s", "float",
+        "after a budget stop, how long the task's child processes have between SIGTERM and SIGKILL, in s",
+        default=10.0, unit="s", low=0, high=600, where=_where("config", "task"), example="30", version_added="0.3.0",
     ),
     # how it is measured
     Option(
@@ -238,12 +284,16 @@ def expected(option: Option | str, *, example: bool = True) -> str:
     o = _option(option)
     if o.accepted:
         return o.accepted
-    if o.type in ("float", "int"):
+    if o.type == "duration":
+        text = "a timedelta, seconds, or text such as '90s', '30m', '4h', '1d', '1h30m' or 'PT4H'"
+        if o.low is not None:
+            text += f", at least {_duration_words(o.low)}"
+    elif o.type in ("float", "int"):
         text = "a number" if o.type == "float" else "a whole number"
         if o.low is not None and o.high is not None:
             text += f" from {_num(o.low)} to {_num(o.high)}"
         elif o.low is not None:
-            text += f" >= {_num(o.low)}"
+            text += f" {'>' if o.low_open else '>='} {_num(o.low)}"
         elif o.high is not None:
             text += f" <= {_num(o.high)}"
         if o.unit:
@@ -304,9 +354,58 @@ def _number(o: Option, value: Any) -> float | int:
         if value != int(value):
             raise OptionError(o, value)
         value = int(value)
-    if (o.low is not None and value < o.low) or (o.high is not None and value > o.high):
+    if (o.low is not None and (value < o.low or (o.low_open and value == o.low))) or (o.high is not None and value > o.high):
         raise OptionError(o, value)
     return float(value) if o.type == "float" else value
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_UNIT_S = {"d": 86_400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _duration_words(seconds: float) -> str:
+    for unit, name in ((86_400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= unit and seconds % unit == 0:
+            n = int(seconds // unit)
+            return f"{n} {name}" + ("s" if n != 1 else "")
+    return f"{_num(seconds)} s"
+
+
+def parse_duration_s(value: Any) -> float:
+    """Seconds (float) of a ``timedelta``, a number of seconds, or text: seconds, ``90s``/``30m``/``4h``/``1d``,
+    a sum of those (``1h30m``) or ISO 8601 (``PT4H``, ``P1DT2H``). ValueError for anything else."""
+    from datetime import timedelta
+
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a duration: {value!r}")
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    iso = re.fullmatch(r"P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?", text.upper())
+    if iso and text.upper() not in ("P", "PT") and any(iso.groups()):
+        d, h, m, sec = (float(g) if g else 0.0 for g in iso.groups())
+        return d * 86_400 + h * 3600 + m * 60 + sec
+    compact = text.replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if parts and "".join(n + u for n, u in parts).lower() == compact.lower():
+        return sum(float(n) * _UNIT_S[u.lower()] for n, u in parts)
+    raise ValueError(f"not a duration: {value!r}")
+
+
+def _duration(o: Option, value: Any) -> float:
+    try:
+        seconds = parse_duration_s(value)
+    except ValueError:
+        raise OptionError(o, value) from None
+    if not math.isfinite(seconds) or (o.low is not None and seconds < o.low) or (o.high is not None and seconds > o.high):
+        raise OptionError(o, value)
+    return seconds
 
 
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
@@ -325,6 +424,8 @@ def validate(option: Option | str, value: Any) -> Any:
         raise OptionError(o, value)
     if o.type in ("float", "int"):
         return _number(o, value)
+    if o.type == "duration":
+        return _duration(o, value)
     if o.type == "bool":
         if isinstance(value, bool):
             return value
@@ -360,6 +461,9 @@ def validate_many(values: Mapping[str, Any]) -> dict[str, Any]:
     name beside an explicit intensity; without one, an unknown location raises ``UnknownLocationError``,
     which suggests close matches."""
     out = {name: validate(name, value) for name, value in values.items()}
+    if out.get("start_within") is not None and "intensity_conn_id" in out and not out["intensity_conn_id"]:
+        raise OptionError("start_within", values["start_within"], reason="a carbon-aware start needs a forecast: set "
+                          "intensity_conn_id (an electricitymaps, watttime or uk_carbon_intensity Connection) beside it")
     if "location" in out:
         from airflow_carbon.core.intensity import resolve_intensity
 
@@ -417,6 +521,8 @@ def default_doc(option: Option | str) -> str:
     if o.type == "choice":
         return repr(o.default)
     text = _num(o.default) if isinstance(o.default, (int, float)) and not isinstance(o.default, bool) else str(o.default)
+    if o.unit == "%":
+        return f"{text} %"
     return f"{text} {o.unit}" if o.unit else text
 
 
