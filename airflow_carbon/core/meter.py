@@ -50,6 +50,9 @@ DEFAULT_CHECKPOINT_INTERVAL_S: float = OPTION["checkpoint_interval_s"].default
 HOST_SAMPLING_INTERVAL_S = 1.0
 """Seconds between reads of RAPL, of the process tree's resident memory and of NVML's GPU utilisation."""
 
+PROGRESS_INTERVAL_S = 0.5
+"""Seconds between reports of the window's energy and emissions so far to ``on_progress`` (a budget's guard)."""
+
 BOUNDARY_SNAP_S = 1.0
 """The energy at a live source's interval boundary is read at the first sample after it; within this many
 seconds of the boundary it counts as the boundary's (the error is at most this long at the try's power)."""
@@ -70,6 +73,8 @@ class EnergyMeter:
     - ``cuda_visible_devices`` / ``cuda_device_order``: which GPUs are measured; default to the environment's.
     - ``on_checkpoint``: called from the sampling thread every ``checkpoint_interval_s`` with the record
       so far, so a process that is killed loses at most one interval.
+    - ``on_progress``: called from the sampling thread every :data:`PROGRESS_INTERVAL_S` with the window's
+      energy (kWh) and emissions (g) so far (a budget's :class:`~airflow_carbon.core.budget.BudgetGuard`).
     - ``powercap_root``: where RAPL's counters are read (tests point it elsewhere).
     - ``live``: a :class:`~airflow_carbon.core.live.LiveIntensity`: grams from the live source's figures
       for the hours the window ran (energy read at each of its interval boundaries and at checkpoints),
@@ -96,6 +101,7 @@ class EnergyMeter:
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         live: LiveIntensity | None = None,
+        on_progress: Callable[[float, float], None] | None = None,
     ) -> None:
         # the location is checked with the intensity: beside an explicit g_per_kwh any text is a name
         self.intensity: GridIntensity = resolve_intensity(location, validate("g_per_kwh", g_per_kwh))
@@ -114,6 +120,8 @@ class EnergyMeter:
         self._on_checkpoint = on_checkpoint
         self.checkpoint_interval_s: float = validate("checkpoint_interval_s", checkpoint_interval_s)
         self._next_checkpoint_t = math.inf
+        self.on_progress = on_progress
+        self._next_progress_t = math.inf
         self.live = live
         self._energy_points: list[tuple[float, float]] = []  # (Unix s, cumulative J) where the energy is known
         self._next_boundary_s = math.inf
@@ -144,6 +152,7 @@ class EnergyMeter:
         self._next_host_t = self._t0 + HOST_SAMPLING_INTERVAL_S
         if self._on_checkpoint is not None:
             self._next_checkpoint_t = self._t0 + self.checkpoint_interval_s
+        self._next_progress_t = self._t0 + PROGRESS_INTERVAL_S if self.on_progress is not None else math.inf
         self._energy_points = [(self._wall0, 0.0)]
         if self.live is not None:
             self._next_boundary_s = self.live.next_boundary(self._wall0)
@@ -235,6 +244,9 @@ class EnergyMeter:
             while self._next_checkpoint_t <= t:
                 self._next_checkpoint_t += self.checkpoint_interval_s
             self._checkpoint(t)
+        if t >= self._next_progress_t:
+            self._next_progress_t = t + PROGRESS_INTERVAL_S
+            self._progress(t)
         return fast
 
     def _so_far(self, t: float) -> tuple[float, list[GpuEntry], Component, Component, list[str]]:
@@ -259,6 +271,21 @@ class EnergyMeter:
             self._on_checkpoint(record)  # type: ignore[misc]
         except Exception as exc:
             self._warnings.append(f"a checkpoint failed: {exc!r}")
+
+    def _progress(self, t: float) -> None:
+        """Hand the energy (kWh) and emissions (g) so far to ``on_progress``; runs on the sampling thread, never raises."""
+        try:
+            duration_s, gpu_entries, cpu, ram, _ = self._so_far(t)
+            energy_kwh = _energy_kwh({"gpu": _gpu_component(gpu_entries, self._gpu_missing), "cpu": cpu, "ram": ram})
+            if self.live is not None:
+                _, grams = self._live_intensity(self._wall0 + duration_s, energy_kwh, fetch_missing=False)
+            else:
+                grams = emissions_g(energy_kwh, self.intensity.g_per_kwh, self.pue)
+            self.on_progress(energy_kwh, grams)  # type: ignore[misc]
+        except Exception as exc:
+            message = f"the energy so far could not be reported (a budget is not watched): {exc!r}"
+            if message not in self._warnings:
+                self._warnings.append(message)
 
     def _boundary(self, t: float) -> None:
         """A live source's interval boundary passed: note the energy there, look the next interval up
