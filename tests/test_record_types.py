@@ -14,6 +14,7 @@ import pytest
 from airflow_carbon.core import record as rec
 from airflow_carbon.core.record import (
     COMPONENTS,
+    BudgetEntry,
     Component,
     Components,
     GpuEntry,
@@ -21,6 +22,7 @@ from airflow_carbon.core.record import (
     MeasuredBy,
     Record,
     RecordError,
+    Shift,
     TaskIdentity,
     device_counts,
     format_hardware,
@@ -108,6 +110,8 @@ def test_the_record_types_and_the_schema_agree():
     (Intensity, ("properties", "intensity")),
     (MeasuredBy, ("properties", "measured_by")),
     (TaskIdentity, ("properties", "task")),
+    (Shift, ("properties", "shift")),
+    (BudgetEntry, ("properties", "budget")),
     (Components, ("properties", "components")),
 ])
 def test_every_part_agrees_with_its_schema(tp, where):

@@ -153,6 +153,40 @@ class TaskIdentity(TypedDict):
     training_type: NotRequired[str | None]
 
 
+class Shift(TypedDict):
+    """A carbon-aware start (``shift``; the Airflow layer adds it where ``start_within`` is set). Times are
+    ISO 8601 UTC; ``avoided_g`` (g) is the try's energy at the forecast intensity of starting when it was
+    requested, minus its emissions (negative where the wait cost more; None where either is unknown)."""
+
+    requested_at: str
+    planned_start: str
+    started_at: str
+    waited_s: float
+    deferred: NotRequired[bool]
+    expected_duration_s: float
+    expected_duration_from: NotRequired[str]
+    start_within_s: float
+    clipped_to_s: NotRequired[float | None]
+    forecast_g_per_kwh_now: NotRequired[float | None]
+    forecast_g_per_kwh_planned: NotRequired[float | None]
+    forecast_source: NotRequired[str | None]
+    avoided_g: NotRequired[float | None]
+    avoided_basis: NotRequired[str | None]
+    reason: str
+
+
+class BudgetEntry(TypedDict):
+    """A task's budgets (``budget``): gCO2e and kWh before PUE over all its tries, spent up to this try."""
+
+    co2_g: float | None
+    energy_kwh: float | None
+    spent_g: float
+    spent_kwh: float
+    exceeded: bool
+    action: Literal["none", "warn", "stop"]
+    on_exceeded: NotRequired[Literal["warn", "stop"]]
+
+
 class Record(TypedDict):
     """One measured window (one task try). Units are in the names: _s, _j, _kwh, _w, _g, g_per_kwh."""
 
@@ -172,6 +206,8 @@ class Record(TypedDict):
     warnings: list[str]
     status: NotRequired[Status]
     task: NotRequired[TaskIdentity]
+    shift: NotRequired[Shift]
+    budget: NotRequired[BudgetEntry]
 
 
 # -- what every reader shares ---------------------------------------------------------------------
