@@ -19,9 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 from airflow_carbon.core.aggregate import task_summary
+from airflow_carbon.core.budget import Budget, BudgetGuard, CarbonBudgetExceeded
 from airflow_carbon.core.record import COMPONENTS, Record, Status
 from airflow_carbon.core.report import component_energy
 from airflow_carbon.settings import CarbonSettings
+from airflow_carbon.start_planning import with_avoided
 from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 log = logging.getLogger(__name__)
@@ -30,10 +32,14 @@ log = logging.getLogger(__name__)
 class TaskTracker:
     """Measures one try of a task: :meth:`start` before its work, :meth:`finish` after, whatever happens."""
 
-    def __init__(self, settings: CarbonSettings, context: Any, *, intensity_warnings: Sequence[str] | None = None) -> None:
+    def __init__(self, settings: CarbonSettings, context: Any, *, intensity_warnings: Sequence[str] | None = None,
+                 shift: dict[str, Any] | None = None) -> None:
         """``intensity_warnings``: what the record says about its grid intensity instead of the meter's own
-        warnings (for a try whose rendered location was refused: why it is the world average)."""
+        warnings (for a try whose rendered location was refused: why it is the world average). ``shift``: the
+        try's carbon-aware start (:mod:`airflow_carbon.start_planning`), completed with its avoided grams."""
         self.settings = settings
+        self.shift = shift
+        self.guard: BudgetGuard | None = None
         self.intensity_warnings = None if intensity_warnings is None else tuple(intensity_warnings)
         self.context = context
         self.ti = context["ti"]
@@ -57,21 +63,36 @@ class TaskTracker:
             identity["training_type"] = self.settings.training_type
         return identity
 
-    def start(self) -> None:
-        """Load the earlier tries' records and start measuring. Never raises."""
+    def start(self, *, previous: list[dict[str, Any]] | None = None) -> None:
+        """Load the earlier tries' records (unless given) and start measuring. Never raises."""
         try:
-            self.previous = self._earlier_tries()
+            self.previous = self.earlier_tries() if previous is None else previous
             checkpoint = self._checkpoint if self.store is not None else None
-            self.meter = self.settings.meter(on_checkpoint=checkpoint)
+            self.guard = self._budget_guard()
+            self.meter = self.settings.meter(on_checkpoint=checkpoint, on_progress=self.guard)
             if self.intensity_warnings is not None:  # start() copies them into the record's warnings
                 self.meter.intensity = replace(self.meter.intensity, warnings=self.intensity_warnings)
+            if self.guard is not None:
+                self.guard.arm()
             self.meter.start()
         except Exception as exc:  # measurement must never break the task
             self.meter = None
             warnings.warn(f"airflow-carbon could not start measuring: {exc!r}", stacklevel=2)
 
+    @property
+    def budget_stop(self) -> str | None:
+        """Why the try was stopped by its budget (``on_budget_exceeded="stop"``); None where it was not."""
+        return self.guard.message if self.guard is not None and self.guard.stopped else None
+
+    def check_budget(self) -> None:
+        """Before the work: CarbonBudgetExceeded where the earlier tries alone spent a ``stop`` budget."""
+        if self.guard is not None:
+            self.guard.check_before_start()
+
     def finish(self, status: str) -> list[dict[str, Any]]:
         """Stop measuring, keep this try's record beside the earlier ones, push them all. Never raises."""
+        if self.guard is not None:
+            self._disarm()
         if self.meter is None:
             return self.previous
         try:
@@ -86,6 +107,11 @@ class TaskTracker:
             self.ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(records))
         except Exception as exc:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
+        if self.guard is not None and self.guard.message:
+            log.warning("airflow-carbon: %s", record["warnings"][-1])
+        if self.shift is not None:
+            log.info("airflow-carbon: carbon-aware start: %s; avoided %s g", record["shift"]["reason"],
+                     "unknown" if record["shift"]["avoided_g"] is None else f"{record['shift']['avoided_g']:.4g}")
         log.info(
             "airflow-carbon: try %s %s: %.4g gCO2e; %s; %s",
             record["task"]["try_number"], status, record["emissions_g"],
@@ -99,9 +125,36 @@ class TaskTracker:
         """The meter's record with the task try it measured (``task``) and its outcome (``status``)."""
         record["task"] = self.identity()
         record["status"] = status
+        if self.shift is not None:
+            record["shift"] = with_avoided(self.shift, record)  # type: ignore[typeddict-item]
+        if self.guard is not None:
+            budget = self.guard.budget
+            record["budget"] = budget.entry(record["emissions_g"], record["energy_kwh"], stopped=self.guard.stopped)  # type: ignore[typeddict-item]
+            if self.guard.message and status != "running":
+                done = "the try was stopped" if self.guard.stopped else "on_budget_exceeded='warn': the try went on"
+                record["warnings"] = [*record["warnings"], f"the task's budget is exceeded: {self.guard.message}; {done}"]
         return record
 
-    def _earlier_tries(self) -> list[dict[str, Any]]:
+    def _budget_guard(self) -> BudgetGuard | None:
+        s = self.settings
+        if s.co2_budget_g is None and s.energy_budget_kwh is None:
+            return None
+        spent_g = sum(r.get("emissions_g") or 0.0 for r in self.previous)
+        spent_kwh = sum(r.get("energy_kwh") or 0.0 for r in self.previous)
+        return BudgetGuard(Budget(s.co2_budget_g, s.energy_budget_kwh, s.on_budget_exceeded, spent_g, spent_kwh, s.budget_grace_s))
+
+    def _disarm(self) -> None:
+        """Stop the budget's watch; a stop signal that lands meanwhile is already what the try failed of."""
+        assert self.guard is not None
+        for _ in range(3):
+            try:
+                self.guard.disarm()
+                return
+            except CarbonBudgetExceeded:  # the stop's signal, delivered as the work ended
+                continue
+
+    def earlier_tries(self) -> list[dict[str, Any]]:
+        """The records of this task instance's earlier tries (from the task state store)."""
         if self.store is None or self.ti.try_number <= 1:  # a first try has no earlier one: skip the round trip
             return []
         stored = self.store.get(STATE_KEY) or []

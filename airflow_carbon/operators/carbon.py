@@ -11,6 +11,7 @@ the task (it warns, and the record says what is missing).
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import replace
 from functools import cache
 from typing import Any
@@ -20,7 +21,11 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow_carbon.core.options import is_template, options_in, with_option_docs
 from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.settings import CarbonSettings
+from airflow_carbon.start_planning import plan_try, recent_records, started
 from airflow_carbon.task_tracking import TaskTracker, status_of
+from airflow_carbon.triggers.carbon_aware import CarbonAwareStartTrigger
+
+log = logging.getLogger(__name__)
 
 TASK_OPTIONS: tuple[str, ...] = tuple(o.name for o in options_in("task"))
 """The tracked operators' own keyword arguments: the option table's task options."""
@@ -93,15 +98,47 @@ class CarbonTrackingMixin:
                 _record_refused_try(self, context, exc)
                 raise
         tracker = TaskTracker(settings, context)
-        tracker.start()
+        previous = tracker.earlier_tries()
+        shift = self.__dict__.pop("_carbon_resumed_shift", None)
+        if shift is not None:  # resumed after the wait (execute_after_wait)
+            tracker.shift = started(shift, deferred=True)
+        elif settings.start_within is not None:
+            plan, planned = plan_try(settings, recent_records(context["ti"], previous))
+            if plan.wait_s > 0:
+                log.info("airflow-carbon: %s; deferring until %s", plan.reason, planned["planned_start"])
+                self.defer(  # type: ignore[attr-defined]
+                    trigger=CarbonAwareStartTrigger(plan.planned_start_s, planned), method_name="execute_after_wait",
+                )
+            log.info("airflow-carbon: carbon-aware start: %s", plan.reason)
+            tracker.shift = started(planned, deferred=False)
+        return self._execute_tracked(context, tracker, previous)
+
+    def execute_after_wait(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        """Where a try resumes after waiting for its greener start: the work, measured, with the wait recorded."""
+        shift = (event or {}).get("shift")
+        if not isinstance(shift, dict):  # pragma: no cover - an event this trigger does not send
+            raise ValueError(f"airflow-carbon: resumed with an unexpected trigger event {event!r}")
+        self._carbon_resumed_shift = shift
+        return self.execute(context)  # through the operator's own execute (a decorated task's included)
+
+    def _execute_tracked(self, context: Any, tracker: TaskTracker, previous: list[dict[str, Any]]) -> Any:
+        """The operator's own ``execute``, measured; a budget stop fails the task without further retries."""
+        tracker.start(previous=previous)
         error: BaseException | None = None
         try:
-            return super().execute(context)  # type: ignore[misc]
+            tracker.check_budget()
+            result = super().execute(context)  # type: ignore[misc]
         except BaseException as exc:
             error = exc
             raise
         finally:
-            tracker.finish(status_of(error))
+            tracker.finish(status_of(error) if tracker.budget_stop is None else "failed")
+            if tracker.budget_stop is not None:  # whatever the work raised (or not) once it was stopped
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"airflow-carbon: the task's budget is exceeded: {tracker.budget_stop}; "
+                                           "the try was stopped and the task fails without further retries") from error
+        return result
 
 
 _P = inspect.Parameter

@@ -1,0 +1,1 @@
+"""Airflow layer: triggers, run by the triggerer while a task is deferred."""
