@@ -75,7 +75,9 @@ def task_summary(records: list[Record]) -> dict[str, Any]:
     and ``gpu_kwh`` / ``cpu_kwh`` / ``ram_kwh`` (kWh, before PUE; a missing component counts 0),
     ``duration_s`` (s, all tries), ``tries``, ``failed_tries``, the last try's ``status`` and ``hostname``,
     ``hardware`` (device name -> count, :func:`hardware_counts`),
-    ``location`` (grid location names) and ``g_per_kwh`` (gCO2e/kWh, the last try's intensity)."""
+    ``location`` (grid location names) and ``g_per_kwh`` (gCO2e/kWh, the last try's intensity). Where the
+    task acts on the numbers (0.3.0; absent otherwise): ``avoided_g`` (g, the tries' avoided grams that are
+    known), ``waited_s`` (s, carbon-aware waits) and ``budget_exceeded`` / ``budget_action`` (the last try's)."""
     if not records:
         raise ValueError("no records to summarise")
     total = totals(records)
@@ -91,4 +93,19 @@ def task_summary(records: list[Record]) -> dict[str, Any]:
         "hardware": hardware_counts(records),
         "location": geographical_location(records),
         "g_per_kwh": last["intensity"]["g_per_kwh"],
+        **_acting(records, last),
     }
+
+
+def _acting(records: list[Record], last: Record) -> dict[str, Any]:
+    """The summary's carbon-aware start and budget fields, for the tasks that have them."""
+    out: dict[str, Any] = {}
+    shifts = [r["shift"] for r in records if "shift" in r]
+    if shifts:
+        avoided = [s["avoided_g"] for s in shifts if s.get("avoided_g") is not None]
+        out["avoided_g"] = sum(avoided) if avoided else None
+        out["waited_s"] = sum(s["waited_s"] for s in shifts)
+    if "budget" in last:
+        out["budget_exceeded"] = last["budget"]["exceeded"]
+        out["budget_action"] = last["budget"]["action"]
+    return out
