@@ -28,6 +28,8 @@ _EXPORTS = {
     "tracked": "airflow_carbon.operators.carbon",
     "XCOM_KEY": "airflow_carbon.xcom",
     "PublishModelCardOperator": "airflow_carbon.operators.model_card",
+    "CarbonBudgetOperator": "airflow_carbon.operators.budget",
+    "CarbonBudgetExceeded": "airflow_carbon.core.budget",
     "HuggingFaceHook": "airflow_carbon.hooks.huggingface",
 }
 
@@ -35,10 +37,12 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from airflow_carbon.card.text import CardError, edit_card_metadata
+    from airflow_carbon.core.budget import CarbonBudgetExceeded
     from airflow_carbon.core.intensity import GridIntensity, UnknownLocationError, resolve_intensity
     from airflow_carbon.core.meter import EnergyMeter, MeterWarning, measure
     from airflow_carbon.core.record import RecordError, load_record, validate_record
     from airflow_carbon.hooks.huggingface import HuggingFaceHook
+    from airflow_carbon.operators.budget import CarbonBudgetOperator
     from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked
     from airflow_carbon.operators.model_card import PublishModelCardOperator
     from airflow_carbon.xcom import XCOM_KEY

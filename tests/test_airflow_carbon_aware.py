@@ -147,3 +147,34 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
 
+
+
+def test_a_run_budget_fails_the_run_naming_its_largest_contributors(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:300")
+    run, records = run_dag(airflow_dags, "carbon_run_budget_exceeded")
+    assert run.state == "failed"
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (budget_ti,) = [ti for ti in run.get_task_instances(session=session) if ti.task_id == "budget"]
+        assert budget_ti.state == "failed" and budget_ti.try_number == 1
+    by_task = {f"train[{r['task']['map_index']}]": r["emissions_g"] for r in records}
+    assert by_task["train[1]"] > by_task["train[0]"] > 0  # 1 s of work against 0.2 s
+
+
+def test_a_run_within_budget_passes_and_returns_its_spending(airflow_dags, fake_gpu):
+    fake_gpu("count=1; power=const:300")
+    run, records = run_dag(airflow_dags, "carbon_run_budget_within")
+    assert run.state == "success"
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (row,) = session.query(XComModel).filter_by(dag_id="carbon_run_budget_within", run_id=run.run_id,
+                                                    task_id="budget", key="return_value").all()
+        result = XComModel.deserialize_value(row)
+    assert result["exceeded"] is False
+    assert result["spent_g"] == pytest.approx(sum(r["emissions_g"] for r in records))
+    assert result["spent_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records))
+    assert [c["task"] for c in result["contributions"]] == ["train[1]", "train[0]"]
+

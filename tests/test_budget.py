@@ -79,3 +79,19 @@ def test_the_stop_terminates_children_then_kills_the_ones_that_ignore_sigterm():
     guard.disarm()  # waits for the SIGKILL round
     assert stubborn.wait(timeout=5) == -signal.SIGKILL
     assert 0.9 < time.monotonic() - started < 6
+
+
+def test_the_run_budget_message_names_the_largest_contributors_with_their_shares():
+    from airflow_carbon.operators.budget import run_budget
+
+    def record(map_index, g, kwh, try_number=1):
+        return {"task": {"task_id": "train", "map_index": map_index, "try_number": try_number, "run_id": "r", "dag_id": "d"},
+                "emissions_g": g, "energy_kwh": kwh}
+
+    records = [record(0, 10.0, 0.1), record(1, 60.0, 0.5), record(1, 20.0, 0.2, try_number=2), record(2, 10.0, 0.1)]
+    result = run_budget(records, 50.0, None)
+    assert result["exceeded"] and result["spent_g"] == 100.0
+    assert result["message"] == ("100 gCO2e spent of a co2_budget_g of 50, over 4 tries of 3 task instances; the largest "
+                                 "contributors: train[1] 80 g (80 %), train[0] 10 g (10 %), train[2] 10 g (10 %)")
+    assert not run_budget(records, None, 1.0)["exceeded"]
+    assert "0.9 kWh spent of an energy_budget_kwh of 0.5" in run_budget(records, None, 0.5)["message"]

@@ -12,7 +12,7 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import dag, task
 
-from airflow_carbon import tracked
+from airflow_carbon import CarbonBudgetOperator, tracked
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -82,3 +82,19 @@ def carbon_budget_bash():
 
 
 carbon_budget_bash()
+
+
+def _run_budget_dag(dag_id: str, co2_budget_g: float):
+    @dag(dag_id=dag_id, schedule=None, start_date=START, catchup=False)
+    def run_budget():
+        @task.carbon(location="FR")
+        def train(seconds: float) -> None:
+            _work(seconds)
+
+        train.expand(seconds=[0.2, 1.0]) >> CarbonBudgetOperator(task_id="budget", co2_budget_g=co2_budget_g)
+
+    return run_budget()
+
+
+_run_budget_dag("carbon_run_budget_exceeded", 1e-6)
+_run_budget_dag("carbon_run_budget_within", 1e6)

@@ -1,0 +1,93 @@
+"""Airflow layer: ``CarbonBudgetOperator``: fail a DAG run whose tracked tasks together spent more than a budget.
+
+It sums the run's records (every tracked task by default, every mapped instance, every try: failed ones drew
+energy too) and fails, naming the largest contributors, when the grams or the kWh (before PUE) are over
+budget. It runs whatever its upstream tasks' outcome (``trigger_rule="all_done"`` unless given), and fails
+without retries: a retry would count the same records again. Per-task budgets that stop a try are the tracked
+tasks' own ``co2_budget_g`` / ``energy_budget_kwh``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_carbon.core.budget import Budget
+from airflow_carbon.core.options import validate
+from airflow_carbon.core.record import Record, task_label
+from airflow_carbon.xcom import pull_records
+
+TOP_CONTRIBUTORS = 3
+"""How many of the largest contributors a failure names."""
+
+
+class CarbonBudgetOperator(BaseOperator):
+    """Fail the run when its tracked tasks together exceed ``co2_budget_g`` (gCO2e) or ``energy_budget_kwh``
+    (kWh, before PUE); at least one is needed, each > 0 (a DAG import error otherwise, naming the value).
+
+    :param task_ids: the tasks whose records count (default: every other task of the DAG).
+    :return: (XCom) the budgets, what the run spent (``spent_g``, ``spent_kwh``), ``exceeded`` and the
+        per-task-instance contributions, largest first.
+    """
+
+    ui_color = "#ffcdd2"
+
+    def __init__(self, *, co2_budget_g: float | None = None, energy_budget_kwh: float | None = None,
+                 task_ids: Sequence[str] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.co2_budget_g = validate("co2_budget_g", co2_budget_g)
+        self.energy_budget_kwh = validate("energy_budget_kwh", energy_budget_kwh)
+        if self.co2_budget_g is None and self.energy_budget_kwh is None:
+            raise ValueError(f"{self.task_id}: give co2_budget_g (gCO2e) or energy_budget_kwh (kWh), or both; got neither")
+        self.task_ids = list(task_ids) if task_ids is not None else None
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        task_ids = self.task_ids if self.task_ids is not None else [t for t in self.dag.task_ids if t != self.task_id]
+        records = pull_records(ti, task_ids, [ti.run_id])
+        result = run_budget(records, self.co2_budget_g, self.energy_budget_kwh)
+        if result["exceeded"]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"the run's carbon budget is exceeded: {result['message']}")
+        self.log.info("Within budget: %s", result["message"])
+        return result
+
+
+def run_budget(records: list[Record], co2_budget_g: float | None, energy_budget_kwh: float | None) -> dict[str, Any]:
+    """The run's spending (g, kWh) against its budgets, per task instance largest first, and a message."""
+    budget = Budget(co2_budget_g, energy_budget_kwh)
+    by_task: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for record in records:
+        spent = by_task[task_label(record["task"])]
+        spent[0] += record["emissions_g"]
+        spent[1] += record["energy_kwh"]
+    spent_g = sum(g for g, _ in by_task.values())
+    spent_kwh = sum(kwh for _, kwh in by_task.values())
+    key = 0 if co2_budget_g is not None else 1
+    ranked = sorted(by_task.items(), key=lambda item: -item[1][key])
+    over = budget.exceeded(spent_g, spent_kwh)
+    total = spent_g if key == 0 else spent_kwh
+    unit = "g" if key == 0 else "kWh"
+    largest = ", ".join(
+        f"{label} {spent[key]:.4g} {unit} ({100 * spent[key] / total:.0f} %)" if total > 0 else f"{label} 0 {unit}"
+        for label, spent in ranked[:TOP_CONTRIBUTORS]
+    )
+    tries = len(records)
+    if over:
+        message = f"{over}, over {tries} tries of {len(by_task)} task instances; the largest contributors: {largest or 'none'}"
+    else:
+        message = f"{spent_g:.4g} gCO2e and {spent_kwh:.4g} kWh over {tries} tries of {len(by_task)} task instances"
+    return {
+        "co2_budget_g": co2_budget_g,
+        "energy_budget_kwh": energy_budget_kwh,
+        "spent_g": spent_g,
+        "spent_kwh": spent_kwh,
+        "exceeded": over is not None,
+        "message": message,
+        "contributions": [{"task": label, "emissions_g": g, "energy_kwh": kwh} for label, (g, kwh) in ranked],
+    }
