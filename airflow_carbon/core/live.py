@@ -27,7 +27,7 @@ from airflow_carbon.core.units import utc_iso
 if TYPE_CHECKING:
     from airflow_carbon.core.sources.http import SourceClient
 
-__all__ = ["SOURCES", "LiveIntensity", "LiveSpec", "SourceInfo", "aforecast", "fetch", "forecast"]
+__all__ = ["SOURCES", "LiveIntensity", "LiveSpec", "SourceInfo", "acurrent", "aforecast", "current", "fetch", "forecast"]
 
 
 @dataclass(frozen=True)
@@ -400,3 +400,69 @@ async def aforecast(spec: LiveSpec, zone: str | None, *, start_s: float | None =
             return await client.aforecast(http, zone)
     finally:
         client.close()
+
+
+# -- the current figure (a sensor waits for it to fall below a threshold) ------------------------------
+
+
+def _region(zone: str | None) -> int | str | None:
+    """The GB API's region of a zone: a region id as a number, an outward postcode as given, None for Great Britain."""
+    return int(zone) if zone is not None and zone.isdigit() else zone
+
+
+def _now_figure(intervals: Sequence[IntensityInterval], now: float) -> IntensityInterval:
+    """The interval holding ``now`` (Unix s), else the latest that began before it, else the first."""
+    holding = [i for i in intervals if i.start_s <= now < i.end_s]
+    begun = [i for i in intervals if i.start_s <= now]
+    return holding[0] if holding else max(begun, key=lambda i: i.start_s) if begun else intervals[0]
+
+
+def current(spec: LiveSpec, zone: str | None, *, client: SourceClient | None = None,
+            now_s: float | None = None) -> IntensityInterval:
+    """The source's figure for now (gCO2e/kWh) for ``zone``: Electricity Maps' latest hour, the GB API's current
+    half hour, the first point of WattTime's MOER forecast (a free account outside CAISO_NORTH gets a 403: no
+    grams, never a percentile taken for grams). ``client``: one of ``spec.client()`` kept across calls
+    (WattTime keeps its login); None: a new one, closed after. Raises SourceError (ValueError for a zone or
+    credential the client refuses). No cache: a caller polls at its own interval."""
+    own = client is None
+    api: Any = spec.client() if client is None else client
+    try:
+        if spec.source == "uk_carbon_intensity":
+            intervals = api.current(_region(zone))
+        elif zone is None:
+            raise ValueError(f"{spec.source} needs a zone")
+        elif spec.source == "electricitymaps":
+            intervals = api.latest(zone)
+        else:
+            intervals = api.forecast(zone)
+    finally:
+        if own:
+            api.close()
+    return _now_figure(intervals, time.time() if now_s is None else now_s)
+
+
+async def acurrent(spec: LiveSpec, zone: str | None, *, client: SourceClient | None = None, http: Any = None,
+                   now_s: float | None = None) -> IntensityInterval:
+    """:func:`current` on an event loop (the triggerer's): the same requests, the same SourceErrors. ``http``:
+    an ``httpx.AsyncClient`` the caller's loop owns (:func:`~airflow_carbon.core.sources.http.async_client`);
+    None: a new one for this call."""
+    from airflow_carbon.core.sources.http import async_client
+
+    own = client is None
+    api: Any = spec.client() if client is None else client
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if http is None:
+                http = await stack.enter_async_context(async_client())
+            if spec.source == "uk_carbon_intensity":
+                intervals = await api.acurrent(http, _region(zone))
+            elif zone is None:
+                raise ValueError(f"{spec.source} needs a zone")
+            elif spec.source == "electricitymaps":
+                intervals = await api.alatest(http, zone)
+            else:
+                intervals = await api.aforecast(http, zone)
+    finally:
+        if own:
+            api.close()
+    return _now_figure(intervals, time.time() if now_s is None else now_s)

@@ -49,6 +49,10 @@ class ElectricityMapsClient(SourceClient):
         body = self._get("/v3/carbon-intensity/latest", zone)
         return [self._interval(body)]
 
+    async def alatest(self, client: httpx.AsyncClient, zone: str) -> list[IntensityInterval]:
+        """:meth:`latest` on an event loop, through ``client``."""
+        return [self._interval(await aget_json(client, self.base_url + "/v3/carbon-intensity/latest", **self._request(zone)))]
+
     def history(self, zone: str) -> list[IntensityInterval]:
         """The past 24 hours, hourly."""
         return [self._interval(row) for row in self._rows(self._get("/v3/carbon-intensity/history", zone), "history")]

@@ -40,9 +40,12 @@ class UKCarbonIntensityClient(SourceClient):
 
     def current(self, region: int | str | None = None) -> list[IntensityInterval]:
         """The current half hour's figure (one interval)."""
-        if region is None:
-            return self._intervals(self._get("/intensity"), regional=False)
-        return self._intervals(self._get(f"/regional/{_region_path(region)}"), regional=True)
+        return self._intervals(self._get(_current_path(region)), regional=region is not None)
+
+    async def acurrent(self, client: httpx.AsyncClient, region: int | str | None = None) -> list[IntensityInterval]:
+        """:meth:`current` on an event loop, through ``client``."""
+        body = await aget_json(client, self.base_url + _current_path(region), source=SOURCE, headers={"Accept": "application/json"})
+        return self._intervals(body, regional=region is not None)
 
     def forecast(self, start: datetime, region: int | str | None = None) -> list[IntensityInterval]:
         """Half-hourly figures for the 24 h from ``start`` (an aware datetime), actual where known."""
@@ -76,6 +79,10 @@ def _interval(row: dict[str, Any]) -> IntensityInterval:
     actual = intensity.get("actual")
     g = number(actual if actual is not None else intensity["forecast"], "intensity")
     return IntensityInterval(unix_s(row["from"]), unix_s(row["to"]), g, SOURCE, estimated=actual is None)
+
+
+def _current_path(region: int | str | None) -> str:
+    return "/intensity" if region is None else f"/regional/{_region_path(region)}"
 
 
 def _forward_path(start: datetime, region: int | str | None) -> str:
