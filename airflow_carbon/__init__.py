@@ -31,6 +31,7 @@ _EXPORTS = {
     "CarbonBudgetOperator": "airflow_carbon.operators.budget",
     "CarbonBudgetExceeded": "airflow_carbon.core.budget",
     "HuggingFaceHook": "airflow_carbon.hooks.huggingface",
+    "CarbonIntensitySensor": "airflow_carbon.sensors.carbon_intensity",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from airflow_carbon.operators.budget import CarbonBudgetOperator
     from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked
     from airflow_carbon.operators.model_card import PublishModelCardOperator
+    from airflow_carbon.sensors.carbon_intensity import CarbonIntensitySensor
     from airflow_carbon.xcom import XCOM_KEY
 
 

@@ -88,6 +88,14 @@ INTENSITY_CONNECTIONS: dict[str, dict[str, Any]] = {
 """The Connection forms of the live grid-intensity sources (default ids ``<type>_default``)."""
 
 
+INTENSITY_TRIGGER_MODULES: list[str] = ["airflow_carbon.triggers.carbon_intensity", "airflow_carbon.triggers.carbon_aware"]
+"""The modules of the triggers that act on the live sources (the sensor's, and a tracked task's wait for its planned
+start), listed under each source's integration (as their hooks)."""
+
+INTENSITY_SENSOR_MODULES: list[str] = ["airflow_carbon.sensors.carbon_intensity"]
+"""The modules of the sensors that read the live sources, listed under each source's integration."""
+
+
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager."""
     return {
@@ -110,6 +118,10 @@ def get_provider_info() -> dict[str, Any]:
               for c in INTENSITY_CONNECTIONS.values()),
         ],
         "connection-types": [HUGGINGFACE_CONNECTION, *INTENSITY_CONNECTIONS.values()],
+        "triggers": [{"integration-name": c["hook-name"], "python-modules": list(INTENSITY_TRIGGER_MODULES)}
+                     for c in INTENSITY_CONNECTIONS.values()],
+        "sensors": [{"integration-name": c["hook-name"], "python-modules": list(INTENSITY_SENSOR_MODULES)}
+                    for c in INTENSITY_CONNECTIONS.values()],
         "config": {
             "carbon": {
                 "description": "airflow-carbon: where tracked tasks run and how they are measured.",

@@ -1,0 +1,1 @@
+"""Airflow layer: sensors (a grid's live carbon intensity below a threshold)."""
