@@ -7,7 +7,10 @@ REST API and run concurrently; then:
 - tracked tasks ran on the gpu worker (queue gpu, its hostname), untracked ones on the default worker;
 - the records name that host, and count every try (the killed one as ``interrupted``, with its energy up
   to the last checkpoint);
-- the published model card's total is the records' sum; the UI's run JSON agrees with the records.
+- the published model card's total is the records' sum; the UI's run JSON agrees with the records;
+- then tests/dags_cluster/cluster_aware_dags.py: a task with ``start_within`` defers through the triggerer to
+  the clean start of a simulated Electricity Maps forecast, and holds no worker slot while it waits: two
+  other tracked tasks run at once on the gpu worker (concurrency 2) during its wait.
 
 Run with ``-s`` to see the timeline (which try ran where, its energy and emissions). Needs PostgreSQL and
 Redis (reachable, or installed for the harness to start its own): never skipped.
@@ -15,6 +18,7 @@ Redis (reachable, or installed for the harness to start its own): never skipped.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,11 +33,12 @@ from airflow_carbon import validate_record
 from airflow_carbon.card.metadata import grams
 from carbon_testing import REPO as ROOT
 from carbon_testing.cluster import CPU_HOST, DEFAULT_QUEUE, GPU_HOST, GPU_QUEUE, Cluster
+from carbon_testing.gridsim import ElectricityMapsSim
 
 pytestmark = pytest.mark.system
 
 HERE = Path(__file__).resolve().parent
-DEMO, KILLED = "carbon_training", "carbon_cluster_killed"
+DEMO, KILLED, AWARE = "carbon_training", "carbon_cluster_killed", "carbon_cluster_aware"
 TRACKED = {DEMO: {"train"}, KILLED: {"killed_once"}}
 """The tasks each DAG measures (@task.carbon); every other task is untracked."""
 GPU_W = 300.0
@@ -61,13 +66,37 @@ def _ts(text: str | None) -> float | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+EM_TOKEN = "em-cluster-token-8e21"
+DIRTY_S = 40.0
+"""The simulated forecast is dirty (400 g/kWh) for this long after each request, then clean (100 g/kWh)."""
+
+
+def _moving_forecast(now: float) -> dict[float, float]:
+    """Points 5 s apart from the request's 5-second step: dirty for DIRTY_S, then clean for 10 minutes."""
+    t0 = now - now % 5
+    return {t0 + 5 * k: (400.0 if 5 * k < DIRTY_S else 100.0) for k in range(int(DIRTY_S / 5) + 120)}
+
+
 @pytest.fixture(scope="module")
-def cluster(request):
+def em_sim():
+    now = time.time()
+    hour = now - now % 3600
+    with ElectricityMapsSim({"DE": {hour - 3600 * k: 100.0 for k in range(-2, 30)}}, token=EM_TOKEN, now_s=now,
+                            forecasts={"DE": _moving_forecast}) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def cluster(request, em_sim, tmp_path_factory):
     failed_before = request.session.testsfailed
+    conn = {"conn_type": "electricitymaps", "host": em_sim.url, "password": EM_TOKEN}
     c = Cluster(
-        [ROOT / "dags" / "carbon_training.py", ROOT / "dags" / "include", HERE / "dags_cluster" / "cluster_dags.py"],
-        [DEMO, KILLED],
+        [ROOT / "dags" / "carbon_training.py", ROOT / "dags" / "include", HERE / "dags_cluster" / "cluster_dags.py",
+         HERE / "dags_cluster" / "cluster_aware_dags.py"],
+        [DEMO, KILLED, AWARE],
         gpu_config=f"count=1; power=const:{GPU_W:g}",
+        extra_env={"AIRFLOW_CONN_ELECTRICITYMAPS_DEFAULT": json.dumps(conn),
+                   "AIRFLOW__CARBON__INTENSITY_CACHE_DIR": str(tmp_path_factory.mktemp("intensity-cache"))},
     )
     try:
         c.start()  # a ClusterError names what is missing: never a skip
@@ -226,3 +255,34 @@ def test_the_ui_run_json_agrees_with_the_records(runs, cluster):
         ui_rows = sorted((t["task_id"], t["map_index"], t["try_number"], t["status"], t["hostname"], round(t["emissions_g"], 12)) for t in data["tasks"])
         expected = sorted((r["task"]["task_id"], r["task"]["map_index"], r["task"]["try_number"], r["status"], r["task"]["hostname"], round(r["emissions_g"], 12)) for r in records)
         assert ui_rows == expected, f"{run.dag_id}: UI rows\n{ui_rows}\nrecords\n{expected}"
+
+
+@pytest.fixture(scope="module")
+def aware_run(runs, cluster):
+    """carbon_cluster_aware, triggered once the other runs are done (it alone uses the gpu worker then)."""
+    run_id = cluster.trigger(AWARE)
+    dag_run = cluster.wait(AWARE, run_id, timeout_s=RUN_TIMEOUT_S)
+    if dag_run["state"] != "success":
+        pytest.fail(f"DAG run {AWARE} {run_id} ended {dag_run['state']}\n{cluster.diagnostics(AWARE, run_id)}")
+    tis = {ti["task_id"]: ti for ti in cluster.task_instances(AWARE, run_id)}
+    records = {t: cluster.xcom(AWARE, run_id, t, "carbon_records") for t in tis}
+    return tis, records
+
+
+def test_a_deferred_task_waits_in_the_triggerer_holding_no_worker_slot(aware_run):
+    tis, records = aware_run
+    (record,) = records["wait_green"]
+    shift = record["shift"]
+    assert shift["deferred"] is True and shift["reason"].startswith("waited ")
+    requested, started = _ts(shift["requested_at"]), _ts(shift["started_at"])
+    assert started - requested == pytest.approx(DIRTY_S, abs=6)  # the clean start, 5-second points
+    assert shift["forecast_g_per_kwh_planned"] == 100 and shift["forecast_g_per_kwh_now"] == 400
+    assert shift["avoided_g"] == pytest.approx(record["energy_kwh"] * 400 - record["emissions_g"]) and shift["avoided_g"] > 0
+    assert tis["wait_green"]["try_number"] == 1 and tis["wait_green"]["hostname"] == GPU_HOST
+    # the two busy tasks ran at once on the gpu worker (2 slots) while wait_green waited: it held none
+    (a,), (b,) = records["busy_a"], records["busy_b"]
+    assert a["task"]["hostname"] == b["task"]["hostname"] == GPU_HOST
+    overlap_start = max(_ts(a["started_at"]), _ts(b["started_at"]))
+    overlap_end = min(_ts(a["ended_at"]), _ts(b["ended_at"]))
+    assert overlap_end - overlap_start > 5, f"busy_a and busy_b did not run at once: {a['started_at']}..{a['ended_at']}, {b['started_at']}..{b['ended_at']}"
+    assert requested < overlap_start and overlap_end < started, "the overlap was not inside wait_green's wait"

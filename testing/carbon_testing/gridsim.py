@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -191,11 +192,12 @@ class ElectricityMapsSim(_LoopbackAPI):
     and the failures of :class:`UKCarbonIntensitySim` (``fail``; ``fail_forecast``: the forecast endpoint
     only). A request may name its place by ``lat`` and ``lon`` instead of ``zone``, as the API allows:
     ``places`` maps (lat, lon) to the zone that holds it. ``forecasts`` ({zone: {point start s: g}}) replaces
-    the forecast of ``series`` with points at any spacing (a minute apart: a test's wait stays short)."""
+    the forecast of ``series`` with points at any spacing (a minute apart: a test's wait stays short); a
+    zone's points may also be a function of the time of the request (Unix s), for a forecast that moves on."""
 
     def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float,
                  places: dict[tuple[float, float], str] | None = None,
-                 forecasts: dict[str, dict[float, float]] | None = None) -> None:
+                 forecasts: dict[str, dict[float, float] | Callable[[float], dict[float, float]]] | None = None) -> None:
         self.series, self.token, self.now_s = series, token, now_s
         self.places = places or {}
         self.forecasts = forecasts or {}
@@ -222,7 +224,8 @@ class ElectricityMapsSim(_LoopbackAPI):
         if not zone and "lat" in query and "lon" in query:
             zone = self.places.get((float(query["lat"]), float(query["lon"])), "")
         if path == "/v3/carbon-intensity/forecast" and zone in self.forecasts:
-            points = sorted(self.forecasts[zone].items())
+            points = self.forecasts[zone]
+            points = sorted((points(time.time()) if callable(points) else points).items())
             rows = [{"carbonIntensity": round(g * (1.0 if factor == "lifecycle" else 0.8)),
                      "datetime": datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")} for t, g in points]
             return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"]})

@@ -10,7 +10,7 @@
   install;
 - a private AIRFLOW_HOME (``airflow db migrate``), SimpleAuthManager with user admin/admin, a JWT
   secret, CeleryExecutor, ``[carbon] gpu_queue = gpu``; a DAGs folder holding copies of ``dag_paths``;
-- ``airflow api-server``, ``scheduler``, ``dag-processor`` and two ``airflow celery worker``: one on
+- ``airflow api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and two ``airflow celery worker``: one on
   queue ``default`` (host ``cpu-worker-1``), one on queue ``gpu`` (host ``gpu-worker-1``) with the
   simulated GPU library (carbon_testing.fake_nvml) on its library path. Each worker runs under
   ``unshare --uts`` with its own hostname, so ``socket.gethostname()`` differs; where unshare is not
@@ -479,6 +479,7 @@ class Cluster:
         self._spawn("api-server", [str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"], self.env)
         self._spawn("scheduler", [str(AIRFLOW), "scheduler"], self.env)
         self._spawn("dag-processor", [str(AIRFLOW), "dag-processor"], self.env)
+        self._spawn("triggerer", [str(AIRFLOW), "triggerer"], self.env)  # deferred tasks wait here, not in a worker slot
         self._worker("worker-default", CPU_HOST, DEFAULT_QUEUE, self.env)
         self._worker("worker-gpu", GPU_HOST, GPU_QUEUE, {**self.env, **self.gpu_env()})
 
