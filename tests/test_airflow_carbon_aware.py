@@ -98,6 +98,25 @@ def test_a_failing_forecast_starts_at_once_and_says_why(airflow_dags, fake_gpu, 
     assert record["intensity"]["method"] == "live"  # the live figures themselves still came
 
 
+def test_the_expected_duration_defaults_to_the_median_of_the_tasks_recent_successful_tries(airflow_dags, fake_gpu,
+                                                                                          cache_dir, monkeypatch):
+    fake_gpu("count=1; power=const:300")
+    _, forecast = _minutes([400, 100])
+    sim = _em(monkeypatch, forecast)
+    sim.fail_forecast = "503"  # starts at once: the plan's inputs are what this test reads
+    try:
+        _, (first,) = run_dag(airflow_dags, "carbon_aware_default_duration")
+        _, (second,) = run_dag(airflow_dags, "carbon_aware_default_duration")
+    finally:
+        sim.__exit__(None)
+    assert second["task"]["run_id"] != first["task"]["run_id"]
+    assert second["shift"]["expected_duration_s"] == pytest.approx(first["duration_s"])
+    assert second["shift"]["expected_duration_from"] == "the median of 1 successful tries on record"
+    # the first run of the DAG here may follow earlier runs of this session: its figure came from them or is 1 h
+    assert first["shift"]["expected_duration_from"] in ("1 h: no expected_duration and no successful try on record",
+                                                        "the median of 1 successful tries on record")
+
+
 def test_a_warn_budget_warns_and_the_task_goes_on(airflow_dags, fake_gpu):
     fake_gpu("count=1; power=const:300")
     run, (record,) = run_dag(airflow_dags, "carbon_budget_warn")

@@ -38,6 +38,18 @@ carbon_aware_start()
 
 
 @dag(schedule=None, start_date=START, catchup=False)
+def carbon_aware_default_duration():
+    @task.carbon(location="DE", intensity_conn_id="electricitymaps_default", start_within=timedelta(hours=8))
+    def train() -> None:
+        _work(0.5)
+
+    train()
+
+
+carbon_aware_default_duration()
+
+
+@dag(schedule=None, start_date=START, catchup=False)
 def carbon_budget_python():
     @task.carbon(location="FR", energy_budget_kwh=2e-5, on_budget_exceeded="stop", retries=2,
                  retry_delay=timedelta(seconds=0))
