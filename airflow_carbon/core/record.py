@@ -73,6 +73,11 @@ class Component(TypedDict):
     w_per_gb: NotRequired[float]  # ram: W per GB resident
     host_total_gb: NotRequired[float]  # ram: the host's RAM, GB
     mean_utilization_percent: NotRequired[float]  # cpu and ram: the tree's, %
+    attribution: NotRequired[Literal["process-tree", "cpu-time-share"]]  # cpu: how the host's CPU energy was split
+    device_energy_kwh: NotRequired[float | None]  # cpu, rapl: the packages' whole energy, kWh
+    share: NotRequired[float | None]  # cpu: energy_kwh / device_energy_kwh
+    memory: NotRequired[Literal["pss", "rss"]]  # ram: which resident memory the estimate used
+    mean_pss_gb: NotRequired[float]  # ram: the tree's time-averaged proportional set size, GB
 
 
 class Components(TypedDict):
@@ -99,6 +104,10 @@ class GpuEntry(TypedDict):
     mean_utilization_percent: NotRequired[float | None]
     utilization_samples: NotRequired[int]
     mig_devices: NotRequired[list[str]]
+    device_energy_j: NotRequired[float | None]  # what the whole GPU drew, J; energy_j is this window's part
+    share: NotRequired[float | None]  # energy_j / device_energy_j
+    attribution: NotRequired[Literal["exclusive", "utilization", "equal-split", "mig-allocation"]]
+    concurrent_windows: NotRequired[int]  # the most tracked windows open on the GPU at once
 
 
 class SegmentEntry(TypedDict):
