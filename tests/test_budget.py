@@ -82,7 +82,7 @@ def test_the_stop_terminates_children_then_kills_the_ones_that_ignore_sigterm():
 
 
 def test_the_run_budget_message_names_the_largest_contributors_with_their_shares():
-    from airflow_carbon.operators.budget import run_budget
+    from airflow_carbon.core.budget import run_budget
 
     def record(map_index, g, kwh, try_number=1):
         return {"task": {"task_id": "train", "map_index": map_index, "try_number": try_number, "run_id": "r", "dag_id": "d"},
