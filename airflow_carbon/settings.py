@@ -44,6 +44,7 @@ class CarbonSettings:
     intensity_conn_id: str | None = _default("intensity_conn_id")
     intensity_zone: str | None = _default("intensity_zone")
     intensity_cache_dir: str | None = _default("intensity_cache_dir")
+    state_dir: str | None = _default("state_dir")
     start_within: float | None = _default("start_within")
     """s; None: start at once."""
     expected_duration: float | None = _default("expected_duration")

@@ -5,15 +5,24 @@ is missing, goes backwards after a driver reload, or the GPU is lost mid-window)
 trapezoidal integral of the samples, including one taken synchronously at the window's start and end.
 NVML's utilisation (% of time a kernel ran) is sampled at the host rate (1 Hz) and once at the window's
 end, and averaged (the utilisation CodeCarbon reports).
+
+A GPU that other measured windows use at the same time is shared (:mod:`airflow_carbon.core.sharing`): at
+every host sample (1 Hz) and at the end, the energy of the interval since the last one is multiplied by this
+window's share of the GPU for that interval (per-process utilisation where NVML reports it, else an equal
+split among the windows open on it). The entry keeps the device's figure (``device_energy_j``) beside the
+window's (``energy_j``), its mean ``share`` and the ``attribution``; a window alone on its GPU keeps the
+device's figure exactly (``exclusive``).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass, field
 
 from airflow_carbon.core import nvml
 from airflow_carbon.core.record import GpuEntry
+from airflow_carbon.core.sharing import WindowRegistry, equal_share, utilization_share
 from airflow_carbon.core.units import mj_to_j, mw_to_w
 
 _FAST_CHANGE_FRACTION = 0.10
@@ -32,6 +41,17 @@ class _Track:
     util_samples: int = 0
     util_error: str | None = None  # why utilisation stopped being sampled (None: not supported, or fine)
     util_off: bool = False
+    # sharing: the device's energy since the last host sample is split by this window's share of it
+    tick_t: float = 0.0
+    tick_mj: int | None = None
+    tick_sample: int = 0  # index of the power sample taken at the last host sample
+    share: float = 1.0  # this window's share of the GPU in the last interval
+    attributed_counter_j: float = 0.0
+    attributed_sampled_j: float = 0.0
+    most_windows: int = 1
+    by_utilization: bool = False
+    proc_ts: int = 0  # NVML's timestamp (us) of the last per-process utilisation sample read
+    proc_util_off: bool = False
 
     def read_utilization(self) -> None:
         """Add one NVML utilisation sample (%); on any failure stop sampling it for this GPU."""
@@ -71,9 +91,15 @@ class GpuWindow:
     """Energy of ``gpus`` between :meth:`start` and :meth:`stop`; :meth:`sample` runs on the sampler thread.
     Every ``t`` is a ``time.monotonic()`` instant (s)."""
 
-    def __init__(self, gpus: list[nvml.Gpu], *, use_counter: bool = True) -> None:
+    def __init__(self, gpus: list[nvml.Gpu], *, use_counter: bool = True, registry: WindowRegistry | None = None) -> None:
+        """``registry``: where windows on this host register, to share a GPU's energy; None: every GPU is
+        taken as this window's alone (``exclusive``)."""
         self._tracks = [_Track(gpu) for gpu in gpus]
         self._use_counter = use_counter
+        self.registry = registry
+        self._key: str | None = None
+        self.sharing_error: str | None = None
+        """Why this window could not register (its GPUs were then taken as its own)."""
 
     @property
     def needs_fast_sampling(self) -> bool:
@@ -82,6 +108,12 @@ class GpuWindow:
 
     def start(self, t: float) -> None:
         """Read every counter and take a first power sample; call it last when opening a window."""
+        if self.registry is not None:
+            try:
+                self._key = self.registry.open([track.gpu.uuid for track in self._tracks], t)
+            except OSError as exc:
+                self.sharing_error = f"GPU sharing: the window registry {self.registry.directory} is unusable ({exc}); " \
+                    "each GPU's whole energy is counted as this window's"
         for track in self._tracks:
             if self._use_counter:
                 try:
@@ -89,6 +121,7 @@ class GpuWindow:
                 except nvml.NvmlError as exc:
                     track.error = str(exc)
             track.read_power(t)
+            track.tick_t, track.tick_mj, track.tick_sample = t, track.start_mj, len(track.samples) - 1
 
     def read_end_counters(self, t: float) -> None:
         """Read every counter; call it first when closing a window, so the counter window hugs the task."""
@@ -114,12 +147,75 @@ class GpuWindow:
         for track in self._tracks:
             track.read_utilization()
 
+    def attribute(self, t: float, end_mj: list[int | None] | None = None) -> None:
+        """Split the energy of each GPU since the last call by this window's share of it over that interval;
+        called at the host sampling rate (1 Hz) and at the end (with the end counters, ``end_mj``)."""
+        if self._key is None:
+            return
+        entries = None
+        mine: set[int] | None = None
+        for k, track in enumerate(self._tracks):
+            if t <= track.tick_t:
+                continue
+            if end_mj is not None:
+                now_mj = end_mj[k]
+            elif track.tick_mj is not None and track.lost_at is None and track.error is None:
+                try:
+                    now_mj = nvml.energy_mj(track.gpu.handle)
+                except nvml.NvmlError:
+                    now_mj = None
+            else:
+                now_mj = None
+            share = None
+            samples = self._process_samples(track)
+            if samples:
+                if mine is None:
+                    from airflow_carbon.core.budget import descendants
+
+                    mine = {os.getpid(), *descendants(os.getpid())}
+                share = utilization_share(samples, mine)
+                track.by_utilization |= share is not None
+            if share is None:
+                if entries is None:
+                    assert self.registry is not None
+                    entries = self.registry.entries(t)
+                share, most = equal_share(entries, track.gpu.uuid, track.tick_t, t)
+                track.most_windows = max(track.most_windows, most)
+            track.share = share
+            if now_mj is not None and track.tick_mj is not None and now_mj >= track.tick_mj:
+                track.attributed_counter_j += mj_to_j(now_mj - track.tick_mj) * share
+            track.attributed_sampled_j += integrate_j(track.samples[track.tick_sample:]) * share
+            track.tick_t, track.tick_mj, track.tick_sample = t, now_mj, max(0, len(track.samples) - 1)
+
+    def close(self, t: float) -> None:
+        """Mark this window closed in the registry (at ``t``, monotonic s). Never raises."""
+        if self._key is not None and self.registry is not None:
+            self.registry.close(self._key, t)
+
+    @staticmethod
+    def _process_samples(track: _Track) -> list[tuple[int, int]]:
+        """NVML's per-process SM utilisation samples of the GPU since the last read; [] where it has none."""
+        if track.proc_util_off or track.lost_at is not None or track.error is not None:
+            return []
+        try:
+            samples = nvml.process_utilization(track.gpu.handle, track.proc_ts)
+        except nvml.NvmlError as exc:
+            if exc.not_supported:
+                track.proc_util_off = True
+            return []
+        if samples:
+            track.proc_ts = max(ts for _, _, ts in samples)
+        return [(pid, sm) for pid, sm, _ in samples]
+
     def stop(self, t: float, duration_s: float) -> tuple[list[GpuEntry], list[str]]:
         """Per-GPU results (record entries) and warnings, once :meth:`read_end_counters` ran and sampling stopped."""
         for track in self._tracks:
             track.read_power(t)
             track.read_utilization()  # NVML's figure covers the last period: the end of the window
-        return self._entries(duration_s, [track.end_mj for track in self._tracks])
+        end_mj = [track.end_mj for track in self._tracks]
+        self.attribute(t, end_mj)
+        self.close(t)
+        return self._entries(duration_s, end_mj)
 
     def snapshot(self, t: float, duration_s: float) -> tuple[list[GpuEntry], list[str]]:
         """Results so far, without closing the window (call it from the sampling thread)."""
@@ -134,15 +230,15 @@ class GpuWindow:
 
     def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[GpuEntry], list[str]]:
         entries: list[GpuEntry] = []
-        warnings: list[str] = []
+        warnings: list[str] = [self.sharing_error] if self.sharing_error else []
         for track, end in zip(self._tracks, end_mj, strict=True):
-            entry, warning = self._finish(track, end, duration_s)
+            entry, warning = self._finish(track, end, duration_s, shared=self._key is not None)
             entries.append(entry)
             warnings.extend(warning)
         return entries, warnings
 
     @staticmethod
-    def _finish(track: _Track, end_mj: int | None, duration_s: float) -> tuple[GpuEntry, list[str]]:
+    def _finish(track: _Track, end_mj: int | None, duration_s: float, *, shared: bool = False) -> tuple[GpuEntry, list[str]]:
         gpu, warnings = track.gpu, []
         label = f"GPU {gpu.index} ({gpu.uuid})"
         energy_j: float | None
@@ -188,4 +284,26 @@ class GpuWindow:
         }
         if gpu.mig_devices:
             entry["mig_devices"] = list(gpu.mig_devices)
+        if shared and energy_j is not None:
+            _attribute_entry(entry, track, end_mj, method)
         return entry, warnings
+
+
+def _attribute_entry(entry: GpuEntry, track: _Track, end_mj: int | None, method: str) -> None:
+    """Put the window's part of the device's energy in ``entry`` (the device's figure kept beside it)."""
+    device_j = entry["energy_j"]
+    assert device_j is not None
+    if method == "counter":  # what is not yet split (a snapshot between host samples) goes at the last share
+        pending = mj_to_j(end_mj - track.tick_mj) if end_mj is not None and track.tick_mj is not None and end_mj >= track.tick_mj else 0.0
+        attributed = track.attributed_counter_j + pending * track.share
+    else:
+        attributed = track.attributed_sampled_j + integrate_j(track.samples[track.tick_sample:]) * track.share
+    alone = track.most_windows == 1 and not track.by_utilization
+    entry["device_energy_j"] = device_j
+    entry["concurrent_windows"] = track.most_windows
+    if alone:
+        entry["attribution"], entry["share"] = "exclusive", 1.0
+        return
+    entry["energy_j"] = min(attributed, device_j)
+    entry["share"] = entry["energy_j"] / device_j if device_j > 0 else None
+    entry["attribution"] = "utilization" if track.by_utilization else "equal-split"

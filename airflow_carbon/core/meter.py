@@ -33,6 +33,7 @@ from airflow_carbon.core.record import (
     format_hardware,
 )
 from airflow_carbon.core.sampler import Sampler
+from airflow_carbon.core.sharing import WindowRegistry
 from airflow_carbon.core.units import j_to_kwh, kwh_to_j, utc_iso
 
 if TYPE_CHECKING:  # the live path (httpx) is imported only by those who use it
@@ -102,6 +103,7 @@ class EnergyMeter:
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         live: LiveIntensity | None = None,
         on_progress: Callable[[float, float], None] | None = None,
+        state_dir: str | None = OPTION["state_dir"].default,
     ) -> None:
         # the location is checked with the intensity: beside an explicit g_per_kwh any text is a name
         self.intensity: GridIntensity = resolve_intensity(location, validate("g_per_kwh", g_per_kwh))
@@ -118,6 +120,7 @@ class EnergyMeter:
             powercap_root=powercap_root,
         )
         self._on_checkpoint = on_checkpoint
+        self.state_dir: str | None = validate("state_dir", state_dir)
         self.checkpoint_interval_s: float = validate("checkpoint_interval_s", checkpoint_interval_s)
         self._next_checkpoint_t = math.inf
         self.on_progress = on_progress
@@ -226,7 +229,7 @@ class EnergyMeter:
             self._warnings.append(self._gpu_missing)
             return
         self._warnings.extend(selection_warnings)
-        self._gpu = GpuWindow(self._gpus, use_counter=self.gpu_energy == "auto")
+        self._gpu = GpuWindow(self._gpus, use_counter=self.gpu_energy == "auto", registry=WindowRegistry(self.state_dir))
 
     def _tick(self, t: float) -> bool:
         fast = self._gpu.sample(t) if self._gpu is not None else False
@@ -236,6 +239,7 @@ class EnergyMeter:
             self._host.sample(t)
             if self._gpu is not None:
                 self._gpu.sample_utilization()
+                self._gpu.attribute(t)
             if self.live is not None:  # the source's own intervals, once known, may end sooner than its granularity
                 self._next_boundary_s = min(self._next_boundary_s, self.live.next_boundary(self._wall0 + (t - self._t0)))
             self._next_host_t = t + HOST_SAMPLING_INTERVAL_S

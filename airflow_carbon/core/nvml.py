@@ -243,3 +243,15 @@ def power_mw(handle: Any) -> int:
 def utilization_percent(handle: Any) -> int:
     """The GPU's utilisation in % (share of the last sample period, 1/6 s to 1 s, with a kernel running)."""
     return int(_call(init().nvmlDeviceGetUtilizationRates, handle).gpu)
+
+
+def process_utilization(handle: Any, since_us: int = 0) -> list[tuple[int, int, int]]:
+    """NVML's per-process utilisation samples of the GPU since ``since_us`` (NVML's timestamp, us):
+    (pid, SM %, timestamp us) each; [] where NVML has no sample (NOT_FOUND: no process, or none since then)."""
+    try:
+        samples = _call(init().nvmlDeviceGetProcessUtilization, handle, since_us)
+    except NvmlError as exc:
+        if exc.code == _NOT_FOUND:
+            return []
+        raise
+    return [(int(s.pid), int(s.smUtil), int(s.timeStamp)) for s in samples]

@@ -157,6 +157,14 @@ OPTIONS: tuple[Option, ...] = (
         where=_where("config"), example="/var/cache/airflow-carbon/intensity", version_added="0.2.0",
         accepted="a directory path", default_doc="$XDG_CACHE_HOME/airflow-carbon/intensity (~/.cache/...)",
     ),
+    Option(
+        "state_dir", "str",
+        "where the measuring windows of a host register, so that windows sharing a GPU split its energy "
+        "instead of each counting all of it (a directory on local disk, the same for every task process of the host)",
+        where=_where("config", "cli", "meter"), cli=("--state-dir",), metavar="DIR", example="/run/airflow-carbon",
+        version_added="0.3.0", accepted="a directory path",
+        default_doc="$XDG_RUNTIME_DIR/airflow-carbon, else /tmp/airflow-carbon-<uid>",
+    ),
     # when to start: a carbon-aware start within a deadline
     Option(
         "start_within", "duration",

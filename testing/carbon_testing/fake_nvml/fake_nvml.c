@@ -46,6 +46,11 @@
  *                       devices) return GPU_IS_LOST (15)
  *   reset_at=T          counter restarts at T: for t >= T it reads
  *                       floor(1000 * integral_T^t P) mJ, without the base
+ *   proc_util=/path     per-process utilisation: the file (read on every
+ *                       nvmlDeviceGetProcessUtilization call) holds lines
+ *                       "PID SM_PERCENT"; each is one sample stamped now.
+ *                       Unset, or a file with no line: NOT_FOUND (6), as
+ *                       NVML answers when it has no sample (no process)
  * Semantics: counter (mJ) = counter_base_mj + floor(1000 * integral_0^t P)
  * for t < reset_at; power (mW) = round(1000 * P(t)); utilisation gpu % =
  * round(100 * P / limit).  Integrals are closed-form doubles.  Power and
@@ -91,7 +96,7 @@ typedef struct {
 } trace_t;
 
 typedef struct {
-    char name[96], uuid[96], pci[32], power[512];
+    char name[96], uuid[96], pci[32], power[512], proc_util[512];
     int cc_major, cc_minor, counter, mig;
     unsigned long long base_mj, mem_mib;
     double epoch, lost_at, reset_at, limit_w;
@@ -254,6 +259,7 @@ static int gpu_apply(gpu_t *g, const char *k, const char *v)
     STR("uuid", g->uuid)
     STR("pci", g->pci)
     STR("power", g->power)
+    STR("proc_util", g->proc_util)
     NUM("counter", g->counter = d != 0)
     NUM("counter_base_mj", if (d < 0) return -2; g->base_mj = (unsigned long long)d)
     NUM("epoch", g->epoch = d)
@@ -680,6 +686,40 @@ static nvmlReturn_t do_procs(nvmlDevice_t d, unsigned *count, void *infos)
     return OK;
 }
 
+typedef struct {
+    unsigned pid;
+    unsigned long long timeStamp;
+    unsigned smUtil, memUtil, encUtil, decUtil;
+} nvmlProcessUtilizationSample_t;
+
+static nvmlReturn_t do_proc_util(nvmlDevice_t d, nvmlProcessUtilizationSample_t *out, unsigned *count,
+                                 unsigned long long since)
+{
+    DEV(d);
+    NOPTR(count);
+    (void)since;
+    if (!g->proc_util[0]) return E_NOTFOUND;
+    FILE *f = fopen(g->proc_util, "r");
+    if (!f) return E_NOTFOUND;
+    nvmlProcessUtilizationSample_t rows[64];
+    unsigned n = 0, pid, sm;
+    unsigned long long stamp = (unsigned long long)(now_monotonic() * 1e6);
+    while (n < 64 && fscanf(f, "%u %u", &pid, &sm) == 2) {
+        rows[n].pid = pid; rows[n].timeStamp = stamp; rows[n].smUtil = sm > 100 ? 100 : sm;
+        rows[n].memUtil = rows[n].smUtil / 2; rows[n].encUtil = rows[n].decUtil = 0;
+        n++;
+    }
+    fclose(f);
+    if (n == 0) return E_NOTFOUND;
+    if (out == NULL || *count < n) {
+        *count = n;
+        return E_SIZE;
+    }
+    memcpy(out, rows, n * sizeof rows[0]);
+    *count = n;
+    return OK;
+}
+
 static nvmlReturn_t do_index(nvmlDevice_t d, unsigned *idx)
 {
     DEV(d);
@@ -789,6 +829,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t d, unsi
 EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *c, void *i) { LOCKED(do_procs(d, c, i)); }
 EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t d, unsigned *c, void *i) { LOCKED(do_procs(d, c, i)); }
 EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c, void *i) { LOCKED(do_procs(d, c, i)); }
+EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d, nvmlProcessUtilizationSample_t *s, unsigned *c,
+                                                   unsigned long long t) { LOCKED(do_proc_util(d, s, c, t)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned *c, unsigned *p) { LOCKED(do_mig_mode(d, c, p)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned *c) { LOCKED(do_mig_max(d, c)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned i, nvmlDevice_t *o) { LOCKED(do_mig_by_index(d, i, o)); }

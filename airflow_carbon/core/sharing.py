@@ -1,0 +1,198 @@
+"""Sharing a GPU: the host-local registry of open measuring windows, and each window's share of a device's
+energy per interval. No Airflow.
+
+Every window (a task try, an ``airflow-carbon measure``, an ``EnergyMeter``) on a host writes one small file
+under ``<state_dir>/windows/`` when it opens (its pid, the process's start time, the GPUs it measures, its
+CLOCK_MONOTONIC open time) and rewrites it with its close time when it closes; closed entries stay
+:data:`RETAIN_S` seconds so that windows still open can account for the intervals they shared. Files are
+written whole and renamed into place: readers never see half a file and no lock is held across a sampling
+interval. Entries of processes that died without closing are ignored (and removed). A reader lists the
+folder again only when its modification time changed.
+
+A window's share of a GPU's energy over an interval [a, b] (s) is, in order of preference:
+
+- **utilization**: its process tree's share of the SM utilisation NVML reports per process
+  (``nvmlDeviceGetProcessUtilization``) for the interval; where the processes reported are busy 0 %, the
+  equal split below. A process list that is empty, or whose pids none exist on this host (another PID
+  namespace), means "unknown", never "this task used nothing": the equal split is used instead.
+- **equal split**: the time-weighted mean of 1/n(t), n(t) being the windows open on the GPU at t.
+- **exclusive**: alone on the GPU for the whole window, the share is 1 and the device's figure is kept exactly.
+
+Summed over the windows open on a GPU, the shares of any instant add up to 1 where only tracked work uses it
+(equal split), or to the tracked processes' part of the utilisation (utilization): attributed energies never
+add up to more than the device drew. The split assumes power is even within an interval (1 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RETAIN_S", "WindowEntry", "WindowRegistry", "default_state_dir", "equal_share", "utilization_share"]
+
+RETAIN_S = 600.0
+"""Seconds a closed window's entry is kept, so that windows still open can account for the time they shared."""
+
+LIVENESS_CHECK_S = 5.0
+"""Seconds between checks that the processes of open entries are still alive."""
+
+
+def default_state_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/airflow-carbon``, else ``<tmp>/airflow-carbon-<uid>``: one per user and host."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "airflow-carbon"
+    return Path(tempfile.gettempdir()) / f"airflow-carbon-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class WindowEntry:
+    """An open or recently closed window: its process, devices (GPU UUIDs) and times (CLOCK_MONOTONIC s)."""
+
+    key: str
+    pid: int
+    start_ticks: int
+    devices: tuple[str, ...]
+    opened_s: float
+    closed_s: float | None = None
+
+    def open_at(self, t: float) -> bool:
+        return self.opened_s <= t and (self.closed_s is None or t < self.closed_s)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks since boot), or None where it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class WindowRegistry:
+    """The windows open on this host, in ``directory`` (:func:`default_state_dir` when None). Thread-safe
+    enough for one writer per window: each window writes only its own file."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = (Path(directory) if directory is not None else default_state_dir()) / "windows"
+        self._mtime_ns = -1
+        self._entries: list[WindowEntry] = []
+        self._checked_s = 0.0
+        self._count = 0
+
+    def __repr__(self) -> str:
+        return f"WindowRegistry({str(self.directory)!r})"
+
+    def open(self, devices: Sequence[str], t: float) -> str:
+        """Register a window on ``devices`` opened at ``t`` (monotonic s); returns its key. Raises OSError."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        pid = os.getpid()
+        self._count += 1
+        key = f"{pid}-{time.monotonic_ns()}-{self._count}"
+        self._write(WindowEntry(key, pid, _start_ticks(pid) or 0, tuple(devices), t))
+        return key
+
+    def close(self, key: str, t: float) -> None:
+        """Mark the window ``key`` closed at ``t`` (monotonic s). Never raises."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            entry = self._read(self.directory / f"{key}.json")
+            if entry is not None:
+                self._write(WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, t))
+
+    def entries(self, now: float | None = None) -> list[WindowEntry]:
+        """The entries of live or recently closed windows (read again only when the folder changed)."""
+        now = time.monotonic() if now is None else now
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return []
+        if mtime != self._mtime_ns:
+            self._mtime_ns = mtime
+            self._entries = self._load(now)
+            self._checked_s = now
+        elif now - self._checked_s >= LIVENESS_CHECK_S:
+            self._checked_s = now
+            self._entries = [e for e in self._entries if e.closed_s is not None or _start_ticks(e.pid) == e.start_ticks]
+        return self._entries
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _write(self, entry: WindowEntry) -> None:
+        data = {"pid": entry.pid, "start_ticks": entry.start_ticks, "devices": list(entry.devices),
+                "opened_s": entry.opened_s, "closed_s": entry.closed_s}
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, self.directory / f"{entry.key}.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @staticmethod
+    def _read(path: Path) -> WindowEntry | None:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            return WindowEntry(path.stem, int(data["pid"]), int(data["start_ticks"]), tuple(data["devices"]),
+                               float(data["opened_s"]), None if data["closed_s"] is None else float(data["closed_s"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _load(self, now: float) -> list[WindowEntry]:
+        out = []
+        try:
+            paths = [p for p in self.directory.iterdir() if p.suffix == ".json"]
+        except OSError:
+            return []
+        for path in paths:
+            entry = self._read(path)
+            if entry is None:
+                continue
+            stale = entry.closed_s is not None and now - entry.closed_s > RETAIN_S
+            dead = entry.closed_s is None and _start_ticks(entry.pid) != entry.start_ticks
+            if stale or dead:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            out.append(entry)
+        return out
+
+
+def equal_share(entries: Iterable[WindowEntry], device: str, a: float, b: float) -> tuple[float, int]:
+    """The equal split of ``device`` for a window open over [``a``, ``b``] (monotonic s): the time-weighted mean
+    of 1/n(t) over the interval, n(t) the windows open on ``device`` at t (this one included, at least 1);
+    and the most windows open at once."""
+    on = [e for e in entries if device in e.devices and e.opened_s < b and (e.closed_s is None or e.closed_s > a)]
+    if b <= a:
+        n = max(1, sum(1 for e in on if e.open_at(a)))
+        return 1.0 / n, n
+    cuts = sorted({a, b, *(t for e in on for t in (e.opened_s, e.closed_s) if t is not None and a < t < b)})
+    total, most = 0.0, 1
+    for t0, t1 in itertools.pairwise(cuts):
+        mid = (t0 + t1) / 2
+        n = max(1, sum(1 for e in on if e.open_at(mid)))
+        most = max(most, n)
+        total += (t1 - t0) / n
+    return total / (b - a), most
+
+
+def utilization_share(samples: Iterable[tuple[int, int]], mine: set[int]) -> float | None:
+    """This window's share of the SM utilisation in ``samples`` ((pid, SM %) from NVML for one interval), its
+    process tree being ``mine`` (pids); None where it is unknown: no samples, no busy sample, or none of the
+    reported pids on this host (another PID namespace)."""
+    by_pid: dict[int, int] = {}
+    for pid, sm in samples:
+        by_pid[pid] = by_pid.get(pid, 0) + max(0, sm)
+    total = sum(by_pid.values())
+    if not by_pid or total <= 0:
+        return None
+    if not any(pid in mine or os.path.exists(f"/proc/{pid}") for pid in by_pid):
+        return None
+    return sum(sm for pid, sm in by_pid.items() if pid in mine) / total
