@@ -26,6 +26,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "tests" / "dags")
 for _name in [k for k in os.environ if k.startswith("AIRFLOW__CARBON__")]:
     del os.environ[_name]
+# The windows this session opens register in a folder of its own (core/sharing.py's default is under
+# XDG_RUNTIME_DIR): another test session on this host, or a cluster's workers, share no GPU with them.
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="airflow-carbon-tests-run-")
 
 
 TIERS = ("unit", "airflow", "system")
@@ -104,11 +107,48 @@ HOSTILE = "<script>alert('carbon')</script>"
 """Text that must render as text: it reaches the UI as the simulated GPU's name (a driver string)."""
 
 
+UI_EM_TOKEN = "em-secret-token-ui-aware-7c1f"
+"""The simulated Electricity Maps token of the ``ui`` fixture's carbon-aware run: no page or JSON may show it."""
+
+
+class _DirtyNowCleanSoon(dict):
+    """A forecast ({point start s: g}, each point lasting until the next) whose points follow the clock when the
+    simulator serves it: 400 gCO2e/kWh now, 100 from 5 s on for a minute, then 400 for 10 min. So the task
+    waits about 5 s, however long dag.test() took to start it."""
+
+    def items(self):
+        import time
+
+        now = int(time.time())
+        return {now - 1: 400.0, now + 5: 100.0, now + 65: 400.0, now + 665: 400.0}.items()  # the last lasts 10 min too
+
+
+def _carbon_aware_run(airflow_dags, cache_dir: Path):
+    """A dag.test() run of carbon_ui_aware (tests/dags/carbon_ui_aware_dags.py) against a simulated Electricity
+    Maps whose forecast is dirty now and clean ~5 s later: the task waits those seconds (its record's
+    ``shift``), then exceeds its CO2 budget and warns (``budget``)."""
+    import json
+    import time
+
+    from carbon_testing.gridsim import ElectricityMapsSim
+
+    now = time.time()
+    hour = now - now % 3600
+    sim = ElectricityMapsSim({"DE": {hour - 3600: 100.0, hour: 100.0, hour + 3600: 100.0}}, token=UI_EM_TOKEN, now_s=now,
+                             forecasts={"DE": _DirtyNowCleanSoon()})
+    with sim, pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW_CONN_ELECTRICITYMAPS_DEFAULT",
+                   json.dumps({"conn_type": "electricitymaps", "host": sim.url, "password": UI_EM_TOKEN}))
+        env.setenv("AIRFLOW__CARBON__INTENSITY_CACHE_DIR", str(cache_dir))
+        return airflow_dags.get_dag("carbon_ui_aware").test()
+
+
 @pytest.fixture(scope="session")
 def ui(airflow_dags, tmp_path_factory):
     """A real ``airflow api-server`` (carbon_testing.ui_server) over records of real dag.test() runs:
-    carbon_card_local (mapped training, a failed try, a published model card), carbon_mapped, and
-    carbon_card_bad_record (a task that pushes a forged record), on a simulated GPU whose name is hostile
+    carbon_card_local (mapped training, a failed try, a published model card), carbon_mapped,
+    carbon_card_bad_record (a task that pushes a forged record) and carbon_ui_aware (a carbon-aware start that
+    waits a few seconds, and a CO2 budget exceeded with a warning), on a simulated GPU whose name is hostile
     markup. ``alice`` may read carbon_mapped only."""
     from types import SimpleNamespace
 
@@ -119,8 +159,10 @@ def ui(airflow_dags, tmp_path_factory):
         card = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path_factory.mktemp("card"))})
         mapped = airflow_dags.get_dag("carbon_mapped").test()
         forged = airflow_dags.get_dag("carbon_card_bad_record").test(run_conf={"dir": str(tmp_path_factory.mktemp("forged"))})
+        aware = _carbon_aware_run(airflow_dags, tmp_path_factory.mktemp("intensity-cache"))
     finally:
         gpu.deactivate()
     server = ApiServer(tmp_path_factory.mktemp("api-server"), scope={"alice": ["carbon_mapped"]}).start()
-    yield SimpleNamespace(server=server, card_run=card.run_id, mapped_run=mapped.run_id, forged_run=forged.run_id)
+    yield SimpleNamespace(server=server, card_run=card.run_id, mapped_run=mapped.run_id, forged_run=forged.run_id,
+                          aware_run=aware.run_id)
     server.stop()

@@ -192,17 +192,29 @@ def test_ids_are_escaped_in_every_template():
     record = json.loads(json.dumps(_records_for_template()))
     record["task"].update(dag_id=HOSTILE, run_id=HOSTILE, task_id=HOSTILE)
     record["warnings"] = [HOSTILE]
+    record["shift"] = {**_shift(record, "09:59:00", "10:00:00", deferred=True, now_g=400.0, planned_g=100.0, avoided="computed", reason=HOSTILE),
+                       "forecast_source": HOSTILE, "avoided_basis": HOSTILE, "expected_duration_from": HOSTILE}
+    record["budget"] = _budget(record, co2_g=0.0, energy_kwh=None, action="stop", on_exceeded="stop")
     from airflow_carbon.core.aggregate import task_summary
-    from airflow_carbon.ui.views import try_row
+    from airflow_carbon.ui.views import acting_run_totals, try_row
 
+    acting = {"avoided_g": -1.0, "carbon_aware_task_instances": 2, "avoided_known_task_instances": 1, "budgets_exceeded": 1}
     data = {"dag_id": HOSTILE, "run_id": HOSTILE, "task_id": HOSTILE, "map_index": -1, "state": "success", "run_after": None,
-            "totals": {"emissions_g": 1.0, "energy_kwh": 1.0, "energy_kwh_by_component": {"gpu": 0, "cpu": 1, "ram": 0}, "tries": 1, "failed_tries": 0},
+            "totals": {"emissions_g": 1.0, "energy_kwh": 1.0, "energy_kwh_by_component": {"gpu": 0, "cpu": 1, "ram": 0}, "tries": 1, "failed_tries": 0,
+                       "gpu_kwh": 0.0, "cpu_kwh": 1.0, "ram_kwh": 0.0, "dags": 1, "runs": 1, "task_instances": 1, **acting,
+                       **acting_run_totals([record])},
             "task_instances": [], "tasks": [try_row(record)], "intensity": [], "model_cards": [{"task_id": HOSTILE, "location": HOSTILE, "changed": True, "co2_eq_emissions": {"source": HOSTILE}}],
-            "records": [record], "summary": task_summary([record]), "runs": [], "period": "all", "total_runs": 0}
-    for name in ["run.html", "task.html", "dag.html", "error.html"]:
+            "records": [record], "summary": task_summary([record]), "acting": acting_run_totals([record]), "period": "all", "total_runs": 1,
+            "runs": [{"run_id": HOSTILE, "run_after": None, "state": HOSTILE, "energy_kwh": 1.0, "emissions_g": 1.0, "task_instances": 1, "tries": 1,
+                      "failed_tries": 0, "hardware_used": HOSTILE, **acting}],
+            "dags": [{"dag_id": HOSTILE, "emissions_g": 1.0, "energy_kwh": 1.0, "runs": 1, "task_instances": 1, "tries": 1, "failed_tries": 0,
+                      "last_seen": None, **acting}], "sort": "dag_id", "order": "asc"}
+    for name in ["run.html", "task.html", "dag.html", "overview.html", "error.html"]:
         html = _templates().get_template(name).render(links=Links(), data=data, chart="", periods=[], json_url="/j", csv_url="/c",
                                                       json_download="/d", status=404, detail=HOSTILE, login=None)
         assert HOSTILE not in html and "&lt;script&gt;" in html, name
+        if name in ("run.html", "task.html"):  # the carbon-aware start's reason, and the budget, are on them
+            assert "shift-reason" in html and "budget exceeded: stopped" in html and html.count("&lt;script&gt;") >= 3, name
 
 
 def _records_for_template() -> dict:
@@ -457,3 +469,257 @@ def test_no_credential_reaches_a_page_or_the_json_and_text_from_live_sources_sta
                                                       csv_url="/c", json_download="/d")
         assert secret not in html and HOSTILE not in html and "&lt;script&gt;" in html, name
         assert "electricitymaps_default" in html or name == "run.html", name
+
+
+
+# -- acting on the numbers: carbon-aware starts (the grams they avoided) and budgets --------------------
+AWARE_DAG, PUSHED_DAG = "carbon_ui_aware", "carbon_ui_aware_pushed"
+
+
+def _iso(hms: str) -> str:
+    return f"2026-12-03T{hms}.000Z"
+
+
+def _shift(record: dict, requested: str, started: str, *, deferred: bool, reason: str, now_g: float | None, planned_g: float | None,
+           avoided: str) -> dict:
+    """A ``shift`` as the Airflow layer writes it (start_planning.started and with_avoided) for ``record``:
+    ``avoided`` is "computed" (the record's energy at the forecast of starting when asked, minus its grams),
+    "unknown" (None) or "at once" (0)."""
+    from airflow_carbon.ui.charts import instant_s
+
+    shift = {"requested_at": _iso(requested), "planned_start": _iso(started), "started_at": _iso(started),
+             "waited_s": instant_s(_iso(started)) - instant_s(_iso(requested)), "deferred": deferred,
+             "expected_duration_s": 300.0, "expected_duration_from": "expected_duration", "start_within_s": 3600.0, "clipped_to_s": None,
+             "forecast_g_per_kwh_now": now_g, "forecast_g_per_kwh_planned": planned_g,
+             "forecast_source": "Electricity Maps zone DE (Connection 'electricitymaps_default')", "reason": reason}
+    if avoided == "computed":
+        shift["avoided_g"] = record["energy_kwh"] * now_g * record["pue"] - record["emissions_g"]
+        shift["avoided_basis"] = "the try's energy at the forecast of starting when asked, minus its grams"
+    elif avoided == "unknown":
+        shift["avoided_g"], shift["avoided_basis"] = None, "its emissions have no live figure to compare with the forecast"
+    else:
+        shift["avoided_g"], shift["avoided_basis"] = 0.0, "it started at once: nothing was avoided"
+    return shift
+
+
+def _budget(record: dict, *, co2_g: float | None, energy_kwh: float | None, action: str, on_exceeded: str) -> dict:
+    spent_g, spent_kwh = record["emissions_g"], record["energy_kwh"]
+    exceeded = (co2_g is not None and spent_g > co2_g) or (energy_kwh is not None and spent_kwh > energy_kwh)
+    return {"co2_g": co2_g, "energy_kwh": energy_kwh, "spent_g": spent_g, "spent_kwh": spent_kwh, "exceeded": exceeded,
+            "action": action if exceeded else "none", "on_exceeded": on_exceeded}
+
+
+HOSTILE_REASON = f"waited 30 s {HOSTILE}"
+
+
+def _aware_tries(base: dict) -> dict[str, list[dict]]:
+    """Per task of carbon_ui_aware_pushed, its tries' records: ``train_late`` waited and the grid got dirtier (a
+    negative avoided figure), then its budget stopped it; ``train_unknown`` waited but its grams avoided are unknown
+    (no live figure; its reason text is hostile markup), within its budget; ``train_retried`` waited (unknown) on
+    try 1, started at once on try 2 (0 avoided), and has no budget."""
+    dirtier = _live("DE", "electricitymaps", "DE", "average", "lifecycle", "Electricity Maps, zone DE",
+                    [_segment("10:00", "10:05", 0.0075, 420.0, "electricitymaps:DE")])
+    late = _measured_at(base, dirtier, status="failed")
+    late["shift"] = _shift(late, "09:59:18", "10:00:00", deferred=True, now_g=380.0, planned_g=350.0, avoided="computed",
+                           reason="waited 42 s for a forecast 350 gCO2e/kWh instead of 380 (7.9 % less)")
+    late["budget"] = _budget(late, co2_g=1.0, energy_kwh=None, action="stop", on_exceeded="stop")
+    unknown = _measured_at(base, _bundled("DE"), start="11:00", end="11:02", kwh=0.002)
+    unknown["shift"] = _shift(unknown, "10:59:30", "11:00:00", deferred=True, now_g=400.0, planned_g=300.0, avoided="unknown",
+                              reason=HOSTILE_REASON)
+    unknown["budget"] = _budget(unknown, co2_g=None, energy_kwh=1.0, action="warn", on_exceeded="warn")
+    first = _measured_at(base, _bundled("DE"), status="failed", start="12:00", end="12:01", kwh=0.001)
+    first["shift"] = _shift(first, "11:59:30", "12:00:00", deferred=True, now_g=400.0, planned_g=300.0, avoided="unknown",
+                            reason="waited 30 s for a forecast 300 gCO2e/kWh instead of 400 (25.0 % less)")
+    second = _measured_at(base, _bundled("DE"), start="12:02", end="12:03", kwh=0.001)
+    second["shift"] = _shift(second, "12:02:00", "12:02:00", deferred=False, now_g=300.0, planned_g=300.0, avoided="at once",
+                             reason="started at once: no later start in the window is greener")
+    return {"train_late": [late], "train_unknown": [unknown], "train_retried": [first, second]}
+
+
+def run_aware_pushed_dag(airflow_dags) -> SimpleNamespace:
+    """A run of carbon_ui_aware_pushed (tests/dags/carbon_ui_aware_dags.py) over :func:`_aware_tries`' records: its
+    ``run_id`` and ``tries`` (task id -> its tries' records, without the task identity)."""
+    from airflow_carbon.core.record import validate_record
+
+    tries = _aware_tries(_records_for_template())
+    for records in tries.values():
+        for r in records:
+            validate_record({**r, "task": {"dag_id": PUSHED_DAG, "run_id": "r", "task_id": "t", "map_index": -1, "try_number": 1}})
+    run = airflow_dags.get_dag(PUSHED_DAG).test(run_conf={"records": tries})
+    return SimpleNamespace(run_id=run.run_id, tries=tries)
+
+
+@pytest.fixture(scope="module")
+def aware_pushed(ui, airflow_dags):
+    return run_aware_pushed_dag(airflow_dags)
+
+
+def acting_expected(records: list[dict]) -> dict:
+    """What the overview and DAG pages must say of ``records``' carbon-aware starts, by task instance as the
+    summaries count them: the sum of the known avoided grams (None where none is known), the task instances with a
+    carbon-aware start and, of those, the ones with a known figure; and the task instances over budget (last try)."""
+    by_ti: dict[tuple, list[dict]] = {}
+    for r in records:
+        t = r["task"]
+        by_ti.setdefault((t["dag_id"], t["run_id"], t["task_id"], t["map_index"]), []).append(r)
+    known = [r["shift"]["avoided_g"] for r in records if "shift" in r and r["shift"].get("avoided_g") is not None]
+    aware = [rs for rs in by_ti.values() if any("shift" in r for r in rs)]
+    lasts = [max(rs, key=lambda r: r["task"]["try_number"]) for rs in by_ti.values()]
+    return {"avoided_g": sum(known) if known else None, "carbon_aware_task_instances": len(aware),
+            "avoided_known_task_instances": sum(1 for rs in aware if any(r.get("shift", {}).get("avoided_g") is not None for r in rs)),
+            "budgets_exceeded": sum(1 for r in lasts if r.get("budget", {}).get("exceeded"))}
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15))
+
+
+def _avoided_shown(html: str, element_id: str) -> float | None:
+    """The exact avoided grams a page shows in the element ``element_id`` (data-avoided-g), None where it says unknown."""
+    import re
+
+    match = re.search(rf'<div class="avoided v[^"]*" id="{element_id}"(?: data-avoided-g="([^"]+)")?>([^<]*)</div>', html)
+    assert match, f"no {element_id} on the page"
+    return None if match[1] is None else float(match[1])
+
+
+def test_a_carbon_aware_try_shows_its_wait_the_reason_and_its_budget(ui):
+    from airflow_carbon.ui import format as fmt
+
+    (record,) = _records(AWARE_DAG, ui.aware_run)
+    shift, budget = record["shift"], record["budget"]
+    # the fixture's run: it waited a few seconds for the greener forecast and went over its tiny CO2 budget
+    assert shift["deferred"] is True and 0 < shift["waited_s"] < 15 and shift["reason"].startswith("waited ")
+    assert shift["avoided_g"] > 0 and budget["exceeded"] is True and budget["action"] == "warn"
+
+    data = ui.server.get(f"/carbon/api/dags/{AWARE_DAG}/runs/{_q(ui.aware_run)}").json()
+    (row,) = data["tasks"]
+    assert row["shift"] == shift and row["budget"] == budget
+    totals = data["totals"]
+    assert totals["avoided_g"] == pytest.approx(shift["avoided_g"], rel=1e-12) and totals["waited_s"] == pytest.approx(shift["waited_s"])
+    assert (totals["carbon_aware_tries"], totals["avoided_known_tries"], totals["budgets_exceeded"]) == (1, 1, 1)
+    (ti,) = data["task_instances"]  # the summary the overview and DAG pages sum
+    assert ti["budget_exceeded"] is True and ti["budget_action"] == "warn" and ti["avoided_g"] == pytest.approx(shift["avoided_g"])
+
+    page = ui.server.get(f"/carbon/dags/{AWARE_DAG}/runs/{_q(ui.aware_run)}").text
+    assert _avoided_shown(page, "total-avoided") == pytest.approx(shift["avoided_g"], rel=1e-12)
+    assert "1 of 1 try with a known figure" in page and f"waited {fmt.duration(shift['waited_s'])} in all" in page
+    shown = _try_rows(page)[("train", 1)]
+    assert f'<span class="waited">waited {fmt.duration(shift["waited_s"])}</span>' in shown
+    assert f'<div class="method shift-reason">{escape(shift["reason"])}</div>' in shown
+    assert ">budget exceeded: warned</span>" in shown and 'class="badge budget budget-warn"' in shown
+
+    task = ui.server.get(f"/carbon/dags/{AWARE_DAG}/runs/{_q(ui.aware_run)}/tasks/train").text
+    assert f'<dd class="shift-reason">{escape(shift["reason"])}</dd>' in task
+    assert (f"planned {shift['planned_start'][:19].replace('T', ' ')} · started {shift['started_at'][:19].replace('T', ' ')}"
+            in task)
+    assert (f"{fmt.intensity(shift['forecast_g_per_kwh_now'])} starting when asked · "
+            f"{fmt.intensity(shift['forecast_g_per_kwh_planned'])} at the planned start") in task
+    assert f'data-avoided-g="{shift["avoided_g"]}">{fmt.avoided(shift["avoided_g"])}</span>' in task
+    assert '<div class="v warn" id="budget-status">exceeded: warned</div>' in task and "budget 0.001 mg CO2e, over all tries" in task
+    api = ui.server.get(f"/carbon/api/dags/{AWARE_DAG}/runs/{_q(ui.aware_run)}/tasks/train").text
+    from conftest import UI_EM_TOKEN
+
+    assert UI_EM_TOKEN not in page + task + api
+
+
+def test_the_overview_and_dag_pages_sum_the_avoided_grams_from_the_summaries(ui, aware_pushed):
+    data = ui.server.get("/carbon/api/overview?period=all").json()
+    page = ui.server.get("/carbon/?period=all").text
+    dags = {d["dag_id"]: d for d in data["dags"]}
+    assert {AWARE_DAG, PUSHED_DAG} <= set(dags)
+    keys = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
+    everything = []
+    for dag_id, shown in dags.items():
+        records = _dag_records(dag_id) if dag_id != "carbon_card_bad_record" else []  # its record is forged: no summary
+        everything += records
+        expected = acting_expected(records)
+        assert all(_close(shown[k], expected[k]) if k == "avoided_g" else shown[k] == expected[k] for k in keys), (dag_id, shown, expected)
+    expected = acting_expected(everything)
+    assert _close(data["totals"]["avoided_g"], expected["avoided_g"]), (data["totals"], expected)
+    assert [data["totals"][k] for k in keys[1:]] == [expected[k] for k in keys[1:]]
+    # the pushed run: a negative figure and two unknown tries; train_retried counts as known (its try 2's 0 g)
+    pushed = acting_expected(_records(PUSHED_DAG, aware_pushed.run_id))
+    assert (pushed["carbon_aware_task_instances"], pushed["avoided_known_task_instances"], pushed["budgets_exceeded"]) == (3, 2, 1)
+    assert pushed["avoided_g"] < 0
+    # the page shows what the JSON says
+    assert _close(_avoided_shown(page, "total-avoided"), data["totals"]["avoided_g"])
+    from airflow_carbon.ui.format import known_of
+
+    t = data["totals"]
+    assert f'<span class="avoided-known">{known_of(t["avoided_known_task_instances"], t["carbon_aware_task_instances"], "task instance")}' in page
+
+    dag = ui.server.get(f"/carbon/api/dags/{PUSHED_DAG}?period=all").json()
+    run = next(r for r in dag["runs"] if r["run_id"] == aware_pushed.run_id)
+    for k, v in pushed.items():
+        assert _close(run[k], v) if k == "avoided_g" else run[k] == v, (k, run[k], v)
+    every = acting_expected(_dag_records(PUSHED_DAG))
+    assert _close(dag["totals"]["avoided_g"], every["avoided_g"]) and dag["totals"]["budgets_exceeded"] == every["budgets_exceeded"]
+    dag_page = ui.server.get(f"/carbon/dags/{PUSHED_DAG}?period=all").text
+    assert _close(_avoided_shown(dag_page, "total-avoided"), dag["totals"]["avoided_g"])
+    assert "task instances with a known figure; unknown ones are not counted as 0" in dag_page
+    assert "(the wait cost more)" in dag_page and 'class="avoided neg"' in dag_page
+    row = dag_page[dag_page.index(f'<tr data-run-id="{aware_pushed.run_id}">'):]
+    row = row[:row.index("</tr>")]
+    assert ">budget exceeded</span>" in row and "2 of 3 known" in row
+
+
+def test_the_run_page_counts_the_tries_with_a_known_figure_and_shows_negative_ones_as_such(ui, aware_pushed):
+    from airflow_carbon.ui import format as fmt
+
+    records = [r for rs in aware_pushed.tries.values() for r in rs]
+    known = [r["shift"]["avoided_g"] for r in records if r["shift"]["avoided_g"] is not None]
+    data = ui.server.get(f"/carbon/api/dags/{PUSHED_DAG}/runs/{_q(aware_pushed.run_id)}").json()
+    t = data["totals"]
+    assert _close(t["avoided_g"], sum(known)) and (t["carbon_aware_tries"], t["avoided_known_tries"], t["budgets_exceeded"]) == (4, 2, 1)
+    assert t["waited_s"] == pytest.approx(sum(r["shift"]["waited_s"] for r in records))
+    page = ui.server.get(f"/carbon/dags/{PUSHED_DAG}/runs/{_q(aware_pushed.run_id)}").text
+    assert _close(_avoided_shown(page, "total-avoided"), sum(known))
+    assert "2 of 4 tries with a known figure; unknown ones are not counted as 0" in page
+    rows = _try_rows(page)
+    late = aware_pushed.tries["train_late"][0]["shift"]
+    assert late["avoided_g"] < 0
+    assert f'data-avoided-g="{late["avoided_g"]}">{fmt.emissions(late["avoided_g"])} (the wait cost more)</span>' in rows[("train_late", 1)]
+    assert 'class="badge budget budget-stop"' in rows[("train_late", 1)] and ">budget exceeded: stopped</span>" in rows[("train_late", 1)]
+    assert '<span class="avoided">unknown</span>' in rows[("train_unknown", 1)] and "badge budget" not in rows[("train_unknown", 1)]
+    assert '<span class="waited">waited 30 s</span>' in rows[("train_retried", 1)]
+    assert '<span class="waited">started at once</span>' in rows[("train_retried", 2)] and 'data-avoided-g="0.0">0 g CO2e</span>' in rows[("train_retried", 2)]
+    assert HOSTILE not in page and escape(HOSTILE_REASON) in rows[("train_unknown", 1)]
+
+
+def test_the_task_page_gives_each_try_s_start_and_budget_in_words(ui, aware_pushed):
+    base = f"/carbon/dags/{PUSHED_DAG}/runs/{_q(aware_pushed.run_id)}/tasks"
+    late = ui.server.get(f"{base}/train_late").text
+    assert "(the wait cost more)" in late and "planned 2026-12-03 10:00:00 · started 2026-12-03 10:00:00" in late
+    assert "asked to start 2026-12-03 09:59:18" in late and "380 g CO2e/kWh starting when asked · 350 g CO2e/kWh at the planned start" in late
+    assert '<div class="v warn" id="budget-status">exceeded: stopped</div>' in late and ">budget exceeded: stopped</span>" in late
+    unknown = ui.server.get(f"{base}/train_unknown").text
+    assert HOSTILE not in unknown and f'<dd class="shift-reason">{escape(HOSTILE_REASON)}</dd>' in unknown
+    assert '<span class="avoided">unknown</span> <span class="muted">(its emissions have no live figure' in unknown
+    assert "0 of 1 try with a known figure; unknown ones are not counted as 0" in unknown
+    assert '<div class="v" id="budget-status">within budget</div>' in unknown and "badge budget" not in unknown
+    retried = ui.server.get(f"{base}/train_retried").text
+    first, second = retried[retried.index('id="try-1"'):retried.index('id="try-2"')], retried[retried.index('id="try-2"'):]
+    assert '<span class="waited">waited 30 s</span>' in first and '<span class="waited">started at once</span>' in second
+    assert "1 of 2 tries with a known figure" in retried and 'id="budget-card"' not in retried and "<dt>Budget</dt>" not in retried
+    data = ui.server.get(f"/carbon/api/dags/{PUSHED_DAG}/runs/{_q(aware_pushed.run_id)}/tasks/train_retried").json()
+    assert data["acting"] == {"avoided_g": 0.0, "carbon_aware_tries": 2, "avoided_known_tries": 1, "waited_s": 30.0, "budgets_exceeded": 0}
+    assert [t["shift"]["deferred"] for t in data["tries"]] == [True, False] and data["summary"]["avoided_g"] == 0.0
+
+
+def test_pages_without_carbon_aware_starts_say_nothing_of_them(ui):
+    data = ui.server.get("/carbon/api/overview?period=all", user="alice").json()
+    assert data["totals"]["avoided_g"] is None and data["totals"]["carbon_aware_task_instances"] == 0
+    assert 'id="total-avoided"' not in ui.server.get("/carbon/?period=all", user="alice").text
+    dag = ui.server.get("/carbon/api/dags/carbon_mapped?period=all").json()
+    assert dag["totals"]["avoided_g"] is None and dag["totals"]["carbon_aware_task_instances"] == 0 and dag["totals"]["budgets_exceeded"] == 0
+    assert all(r["avoided_g"] is None and r["carbon_aware_task_instances"] == 0 for r in dag["runs"])
+    page = ui.server.get("/carbon/dags/carbon_mapped?period=all").text
+    assert 'id="total-avoided"' not in page and ">Avoided</th>" not in page and "badge budget" not in page
+    run = ui.server.get(f"/carbon/api/dags/carbon_card_local/runs/{_q(ui.card_run)}").json()
+    assert run["totals"]["carbon_aware_tries"] == 0 and run["totals"]["avoided_g"] is None
+    assert all(t["shift"] is None and t["budget"] is None for t in run["tasks"])
+    run_page = ui.server.get(f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}").text
+    assert "Carbon-aware start" not in run_page and 'id="total-avoided"' not in run_page and "badge budget" not in run_page
+    task = ui.server.get(f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}/tasks/train?map_index=0").text
+    assert "Carbon-aware start" not in task and 'id="budget-card"' not in task

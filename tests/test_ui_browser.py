@@ -35,7 +35,17 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from carbon_testing.ui_server import PASSWORDS
 from conftest import HOSTILE
-from test_ui import FALLBACKS, LIVE_DAG, LIVE_SOURCES, run_live_dag
+from test_ui import (
+    AWARE_DAG,
+    FALLBACKS,
+    HOSTILE_REASON,
+    LIVE_DAG,
+    LIVE_SOURCES,
+    PUSHED_DAG,
+    acting_expected,
+    run_aware_pushed_dag,
+    run_live_dag,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium")
@@ -135,6 +145,11 @@ def _check_grams(element: Locator, expected_g: float, what: str) -> None:
 def _check_kwh(element: Locator, expected_kwh: float, what: str) -> None:
     """``element``'s figure equals ``expected_kwh`` kWh (data-kwh and the text shown)."""
     _check_figure(element, expected_kwh, what, "data-kwh", "kWh", _KWH, r"\b")
+
+
+def _check_avoided(element: Locator, expected_g: float, what: str) -> None:
+    """``element``'s figure equals ``expected_g`` grams avoided (data-avoided-g and the text shown, with its sign)."""
+    _check_figure(element, expected_g, what, "data-avoided-g", "g CO2e", _GRAMS, r" CO2e")
 
 
 def _check_theme(frame: FrameLocator, theme: str, where: str) -> None:
@@ -466,4 +481,98 @@ def test_the_run_tab_charts_the_live_grid_intensity_and_marks_the_fallbacks(ui, 
         expect(frame.locator("#try-1 .fallback-reason"), "the task tab does not say why the try fell back").to_contain_text(FALLBACKS[("train_gb", 1)])
         expect(frame.locator("#try-1 table.segments tbody tr"), "the task tab does not list the try's segments").to_have_count(3)
         shots.take("task-live")
+    shots.publish()
+
+
+@pytest.fixture(scope="module")
+def aware_pushed(ui, airflow_dags):
+    """A run of carbon_ui_aware_pushed: a wait that cost more, unknown figures, a budget that stopped a try
+    (test_ui.run_aware_pushed_dag)."""
+    return run_aware_pushed_dag(airflow_dags)
+
+
+def test_the_grams_avoided_by_waiting_each_wait_and_the_budgets_as_a_person_sees_them(ui, browser, aware_pushed, tmp_path):
+    from airflow_carbon.ui import format as fmt
+
+    url = ui.server.url
+    everything = _every_run()
+    every_record = [r for records in everything.values() for r in records]
+    estate = acting_expected(every_record)
+    assert estate["avoided_known_task_instances"] < estate["carbon_aware_task_instances"], "the pushed run should have an unknown figure"
+    (record,) = _records(AWARE_DAG, ui.aware_run)
+    shift = record["shift"]
+    with _context(browser, "light") as context:
+        page = _log_in(context, url, "admin")
+        shots = _Screenshots(page, "light", tmp_path)
+
+        # the overview: the grams every carbon-aware start avoided, and how many task instances have a figure
+        page.goto(f"{url}/plugin/carbon")
+        frame = _nav(page)
+        frame.locator("a.pill", has_text="all time").click()
+        expect(frame.locator("a.pill.on"), "the overview did not switch to all time").to_have_text("all time")
+        _check_avoided(frame.locator("#total-avoided"), estate["avoided_g"], "the overview's grams avoided")
+        expect(frame.locator("#avoided-card .avoided-known"), "the overview does not say how many figures are known").to_have_text(
+            fmt.known_of(estate["avoided_known_task_instances"], estate["carbon_aware_task_instances"], "task instance"))
+        aware_dag = acting_expected([r for (d, _r), rs in everything.items() if d == AWARE_DAG for r in rs])
+        _check_avoided(frame.locator(f'#dags tr[data-dag-id="{AWARE_DAG}"] [data-avoided-g]'), aware_dag["avoided_g"],
+                       f"{AWARE_DAG}'s grams avoided on the overview")
+        shots.take("overview-aware")
+
+        # the DAG tab: its total, and the run whose task went over its budget
+        page.goto(url + _tab_url(AWARE_DAG))
+        frame = _tab(page, "dag", dag_id=AWARE_DAG)
+        _check_avoided(frame.locator("#total-avoided"), aware_dag["avoided_g"], f"{AWARE_DAG}'s grams avoided on its Carbon tab")
+        row = frame.locator(f'#runs tr[data-run-id="{ui.aware_run}"]')
+        _check_avoided(row.locator("[data-avoided-g]"), shift["avoided_g"], f"run {ui.aware_run} on the DAG tab")
+        expect(row.locator(".badge.budget"), "the run whose task exceeded its budget has no badge on the DAG tab").to_have_text("budget exceeded")
+
+        # the run tab: the try's wait, why, and its budget badge
+        row.get_by_role("link", name=ui.aware_run).click()
+        expect(page, "clicking the run on the DAG tab did not open the run's Carbon tab").to_have_url(_at(_tab_url(AWARE_DAG, ui.aware_run)))
+        frame = _tab(page, "dag_run", dag_id=AWARE_DAG, run_id=ui.aware_run)
+        _check_avoided(frame.locator("#total-avoided"), shift["avoided_g"], "the run tab's grams avoided")
+        row = frame.locator('#tries tr[data-task-id="train"][data-try="1"]')
+        expect(row.locator(".shift .waited"), "the try row does not say how long it waited").to_have_text(f"waited {fmt.duration(shift['waited_s'])}")
+        expect(row.locator(".shift-reason"), "the try row does not say why it waited").to_have_text(shift["reason"])
+        _check_avoided(row.locator("[data-avoided-g]"), shift["avoided_g"], "the try's grams avoided on the run tab")
+        badge = row.locator(".badge.budget")
+        expect(badge, "the try that exceeded its budget has no badge on the run tab").to_have_text("budget exceeded: warned")
+        frame.locator("#tries").scroll_into_view_if_needed()
+        shots.take("run-aware")
+
+        # the task tab: planned against actual start, the forecast, the grams avoided, the budget
+        row.get_by_role("link", name="train").click()
+        expect(page, "clicking train on the run tab did not open its Carbon tab").to_have_url(_at(_tab_url(AWARE_DAG, ui.aware_run, "train")))
+        frame = _tab(page, "task_instance", dag_id=AWARE_DAG, run_id=ui.aware_run, task_id="train")
+        box = frame.locator("#try-1")
+        expect(box.locator(".shift .waited"), "the task tab does not say how long the try waited").to_have_text(f"waited {fmt.duration(shift['waited_s'])}")
+        expect(box.locator(".shift-reason"), "the task tab does not say why the try waited").to_have_text(shift["reason"])
+        expect(box.locator(".shift-start"), "the task tab does not give the planned and the actual start").to_contain_text(
+            f"planned {fmt.utc_time(shift['planned_start'])} · started {fmt.utc_time(shift['started_at'])}")
+        expect(box.locator(".shift-forecast"), "the task tab does not give the forecast now and at the planned start").to_contain_text(
+            f"{fmt.intensity(shift['forecast_g_per_kwh_now'])} starting when asked · {fmt.intensity(shift['forecast_g_per_kwh_planned'])} at the planned start")
+        _check_avoided(box.locator(".shift-avoided [data-avoided-g]"), shift["avoided_g"], "the try's grams avoided on the task tab")
+        expect(frame.locator("#budget-status"), "the task tab does not give the budget's status").to_have_text("exceeded: warned")
+        expect(box.locator(".budget .badge.budget"), "the try's budget line has no badge").to_have_text("budget exceeded: warned")
+        box.locator(".shift").scroll_into_view_if_needed()
+        shots.take("task-aware")
+
+        # a run whose wait cost more, with unknown figures and a budget that stopped a try
+        run_id = aware_pushed.run_id
+        page.goto(url + _tab_url(PUSHED_DAG, run_id))
+        frame = _tab(page, "dag_run", dag_id=PUSHED_DAG, run_id=run_id)
+        late = aware_pushed.tries["train_late"][0]["shift"]["avoided_g"]
+        _check_avoided(frame.locator("#total-avoided"), late, "the pushed run's grams avoided (the unknown ones left out)")
+        expect(frame.locator("#avoided-card .avoided-known"), "the run tab does not say how many tries have a figure").to_have_text(
+            "2 of 4 tries with a known figure; unknown ones are not counted as 0")
+        row = frame.locator('#tries tr[data-task-id="train_late"]')
+        _check_avoided(row.locator("[data-avoided-g]"), late, "train_late's (negative) grams avoided")
+        expect(row.locator(".avoided"), "a negative figure is not said to be a wait that cost more").to_contain_text("(the wait cost more)")
+        expect(row.locator(".badge.budget"), "train_late's stop is not on the run tab").to_have_text("budget exceeded: stopped")
+        unknown = frame.locator('#tries tr[data-task-id="train_unknown"]')
+        expect(unknown.locator(".avoided"), "an unknown figure is not said to be unknown").to_have_text("unknown")
+        expect(unknown.locator(".shift-reason"), "the reason (hostile markup) is not shown as the text it is").to_have_text(HOSTILE_REASON)
+        expect(frame.locator("#tries script"), "a reason became markup on the run tab").to_have_count(0)
+        frame.locator("#tries").scroll_into_view_if_needed()
+        shots.take("run-aware-pushed")
     shots.publish()

@@ -109,3 +109,29 @@ def test_the_time_axis_names_the_day_where_one_starts():
     labels = [label for _, label in charts._time_ticks(t, t + 4 * 3600)]
     assert labels == ["22:00", "23:00", "12-04 00:00", "01:00", "02:00"]
     assert [label for _, label in charts._time_ticks(t, t + 20)] == ["22:00:00", "22:00:05", "22:00:10", "22:00:15", "22:00:20"]
+
+
+@pytest.mark.parametrize("grams, shown", [
+    (1.5e-3, "1.5 mg CO2e"), (0.0, "0 g CO2e"), (-0.3, "-300 mg CO2e (the wait cost more)"), (-2.5, "-2.5 g CO2e (the wait cost more)"),
+    (None, "unknown"),
+])
+def test_avoided_grams_keep_their_sign_and_unknown_is_not_zero(grams, shown):
+    assert fmt.avoided(grams) == shown
+
+
+def test_a_wait_and_the_known_figures_in_words():
+    assert fmt.waited({"deferred": True, "waited_s": 42.0}) == "waited 42 s"
+    assert fmt.waited({"deferred": True, "waited_s": 725.0}) == "waited 12 min 5 s"
+    assert fmt.waited({"deferred": False, "waited_s": 0.2}) == "started at once" and fmt.waited(None) == ""
+    assert fmt.known_of(2, 2, "task instance") == "2 of 2 task instances with a known figure"
+    assert fmt.known_of(1, 1, "try") == "1 of 1 try with a known figure"
+    assert fmt.known_of(2, 4, "try") == "2 of 4 tries with a known figure; unknown ones are not counted as 0"
+
+
+def test_a_budget_in_words():
+    stopped = {"co2_g": 1.0, "energy_kwh": 2e-5, "spent_g": 2.0, "spent_kwh": 1e-5, "exceeded": True, "action": "stop"}
+    assert fmt.budget_limits(stopped) == "1 g CO2e and 72 J" and fmt.budget_status(stopped) == "exceeded: stopped"
+    assert fmt.budget_status({**stopped, "action": "warn"}) == "exceeded: warned"
+    assert fmt.budget_status({**stopped, "exceeded": False, "action": "none"}) == "within budget"
+    assert fmt.budget_limits({"co2_g": None, "energy_kwh": None}) == "none set"
+    assert fmt.budget_status(None, exceeded=True, action="stop") == "exceeded: stopped" and fmt.budget_status(None) == ""

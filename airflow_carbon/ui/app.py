@@ -95,7 +95,9 @@ def _templates() -> Any:
         _env = Environment(loader=PackageLoader("airflow_carbon.ui", "templates"), autoescape=select_autoescape(default=True))
         _env.filters.update(emissions=fmt.emissions, energy=fmt.energy, joules=fmt.joules, power=fmt.power,
                             duration=fmt.duration, intensity=fmt.intensity, task_label=task_label,
-                            intensity_source=fmt.intensity_source, fallback_extent=fmt.fallback_extent, utc_time=fmt.utc_time)
+                            intensity_source=fmt.intensity_source, fallback_extent=fmt.fallback_extent, utc_time=fmt.utc_time,
+                            avoided=fmt.avoided, waited=fmt.waited, known_of=fmt.known_of, budget_limits=fmt.budget_limits,
+                            budget_status=fmt.budget_status)
     return _env
 
 

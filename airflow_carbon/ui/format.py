@@ -119,3 +119,49 @@ def fallback_extent(intensity: Mapping[str, Any]) -> str | None:
 def utc_time(iso: str | None) -> str:
     """A record's UTC ISO 8601 time as 'YYYY-MM-DD HH:MM:SS' (the page says UTC)."""
     return "" if not iso else iso[:19].replace("T", " ")
+
+
+# -- acting on the numbers: carbon-aware starts and budgets -------------------------------------------
+def avoided(grams: float | None) -> str:
+    """Grams avoided by a carbon-aware start, with their sign: '1.2 g CO2e', '-300 mg CO2e (the wait cost
+    more)', or 'unknown' (None: not 0)."""
+    if grams is None:
+        return "unknown"
+    return f"{emissions(grams)} (the wait cost more)" if grams < 0 else emissions(grams)
+
+
+def waited(shift: Mapping[str, Any] | None) -> str:
+    """A try's carbon-aware start in a few words: 'waited 42 s' where it deferred, else 'started at once'
+    ('' for a try with none)."""
+    if not shift:
+        return ""
+    return f"waited {duration(shift.get('waited_s'))}" if shift.get("deferred") else "started at once"
+
+
+def known_of(known: int, total: int, what: str) -> str:
+    """'2 of 3 tries with a known figure; unknown ones are not counted as 0', '1 of 1 task instance with a known figure'."""
+    plural = what if total == 1 else f"{what[:-1]}ies" if what.endswith("y") else f"{what}s"
+    return f"{known} of {total} {plural} with a known figure" + ("" if known == total else "; unknown ones are not counted as 0")
+
+
+def budget_limits(budget: Mapping[str, Any]) -> str:
+    """A task's budgets: '0.001 mg CO2e', '72 J', '1 g CO2e and 2 Wh', or 'none set'."""
+    parts = [emissions(budget["co2_g"])] if budget.get("co2_g") is not None else []
+    if budget.get("energy_kwh") is not None:
+        parts.append(energy(budget["energy_kwh"]))
+    return " and ".join(parts) or "none set"
+
+
+BUDGET_ACTIONS = {"stop": "stopped", "warn": "warned", "none": "no action"}
+
+
+def budget_status(budget: Mapping[str, Any] | None, *, exceeded: bool | None = None, action: str | None = None) -> str:
+    """'exceeded: stopped', 'exceeded: warned', 'exceeded', 'within budget' (from a record's ``budget``, or
+    a summary's ``budget_exceeded`` and ``budget_action``); '' where there is no budget."""
+    if budget is not None:
+        exceeded, action = budget.get("exceeded"), budget.get("action")
+    if exceeded is None:
+        return ""
+    if not exceeded:
+        return "within budget"
+    return f"exceeded: {BUDGET_ACTIONS[action]}" if action in ("stop", "warn") else "exceeded"

@@ -3,6 +3,10 @@
 Totals over many runs are summed inside the database from the flat per-task-instance summaries
 (XCom key ``carbon_summary``), so the overview and DAG pages stay fast with a year of history; only a
 run's or a task instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`).
+
+The grams avoided by carbon-aware starts are summed the same way, over the summaries that have a figure
+(``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart
+(:func:`_acting_columns`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
@@ -27,6 +31,49 @@ _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
 
 def _summary_number(key: str) -> Any:
     return XComModel.value[key].as_float()
+
+
+ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
+"""What the overview and DAG pages say of carbon-aware starts, from the summaries: the grams avoided (g; None
+where no task instance has a known figure), the task instances with a carbon-aware start (their summary has
+``waited_s``) and, of those, the ones with a known figure (a task instance's figure sums its tries' known ones)."""
+
+
+def _acting_columns(budgets: bool = False) -> list[Any]:
+    """:data:`ACTING_KEYS` in SQL (two more JSON reads per task instance); with ``budgets``, also the task
+    instances whose budget was exceeded (``budgets_exceeded``, their last try's, one more)."""
+    avoided = _summary_number("avoided_g")
+    columns = [
+        func.sum(avoided).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
+        func.count(_summary_number("waited_s")).label("carbon_aware_task_instances"),
+        func.count(avoided).label("avoided_known_task_instances"),
+    ]
+    if budgets:
+        columns.append(func.count(case((XComModel.value["budget_exceeded"].as_boolean(), 1))).label("budgets_exceeded"))
+    return columns
+
+
+def _acting(row: Any, budgets: bool = False) -> dict[str, Any]:
+    out = {
+        "avoided_g": None if row.avoided_g is None else float(row.avoided_g),
+        "carbon_aware_task_instances": int(row.carbon_aware_task_instances or 0),
+        "avoided_known_task_instances": int(row.avoided_known_task_instances or 0),
+    }
+    if budgets:
+        out["budgets_exceeded"] = int(row.budgets_exceeded or 0)
+    return out
+
+
+def add_acting(into: dict[str, Any], acting: dict[str, Any]) -> None:
+    """Add ``acting`` (:data:`ACTING_KEYS` and counts) to ``into``: grams add up where known, None stays unknown."""
+    for k, v in acting.items():
+        if k == "avoided_g":
+            if v is not None:
+                into[k] = (into.get(k) or 0.0) + v
+            else:
+                into.setdefault(k, None)
+        else:
+            into[k] = into.get(k, 0) + v
 
 
 def _day(session: Session) -> Any:
@@ -52,14 +99,14 @@ def _row_sums(row: Any, keys: Iterable[str] = _SUMMED) -> dict[str, float]:
 
 
 def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -> dict[str, Any]:
-    """Per DAG (of ``dag_ids``): emissions (g), energy (kWh), runs, task instances, tries since ``since``;
-    and per UTC day: emissions (g) and energy (kWh)."""
+    """Per DAG (of ``dag_ids``): emissions (g), energy (kWh), runs, task instances, tries since ``since``,
+    grams avoided by carbon-aware starts (:data:`ACTING_KEYS`); and per UTC day: emissions (g) and energy (kWh)."""
     if not dag_ids:
         return {"dags": [], "days": []}
     day = _day(session)
     per_day = session.execute(
         select(XComModel.dag_id, day.label("day"), *_sums(_ESTATE_SUMMED), func.count().label("task_instances"),
-               func.max(XComModel.timestamp).label("last"))
+               func.max(XComModel.timestamp).label("last"), *_acting_columns())
         .where(*_where(dag_ids, since))
         .group_by(XComModel.dag_id, day)
     ).all()
@@ -75,6 +122,7 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
         )
         for k in _ESTATE_SUMMED:
             dag[k] += sums[k]
+        add_acting(dag, _acting(row))
         dag["task_instances"] += row.task_instances
         last = _as_datetime(row.last)
         dag["last_seen"] = max(filter(None, [dag["last_seen"], last]), default=None)
@@ -95,12 +143,13 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
 def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) -> dict[str, Any]:
     """The DAG's tracked runs since ``since``, newest first (at most ``limit``): run id, dates, state,
     emissions (g), energy (kWh, by component), task instances, tries, hardware (per device, the most one
-    task instance used); and the number of runs."""
+    task instance used), grams avoided by carbon-aware starts (:data:`ACTING_KEYS`) and the task instances
+    whose budget was exceeded (``budgets_exceeded``); and the number of runs."""
     where = _where([dag_id], since)
     total_runs = session.scalar(select(func.count(distinct(XComModel.dag_run_id))).where(*where)) or 0
     rows = session.execute(
         select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, *_sums(),
-               func.count().label("task_instances"))
+               func.count().label("task_instances"), *_acting_columns(budgets=True))
         .join(DagRun, DagRun.id == XComModel.dag_run_id)
         .where(*where)
         .group_by(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state)
@@ -129,6 +178,7 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
             "failed_tries": int(sums["failed_tries"]),
             "task_instances": r.task_instances,
             "hardware_used": format_hardware(dict(sorted(hardware[r.id].items(), key=lambda kv: (-kv[1], kv[0])))),
+            **_acting(r, budgets=True),
         })
     return {"runs": runs, "total_runs": total_runs}
 

@@ -49,10 +49,20 @@ def overview(session: Session, dag_ids: Collection[str], period: str, sort: str 
             "emissions_g": sum(d["emissions_g"] for d in dags), "energy_kwh": sum(d["energy_kwh"] for d in dags),
             "dags": len(dags), "runs": sum(d["runs"] for d in dags), "task_instances": sum(d["task_instances"] for d in dags),
             "tries": sum(d["tries"] for d in dags),
+            **acting_totals(dags),
         },
         "dags": dags,
         "days": data["days"],
     }
+
+
+def acting_totals(rows: Sequence[dict[str, Any]], keys: Sequence[str] = queries.ACTING_KEYS) -> dict[str, Any]:
+    """The sum of ``rows``' grams avoided by carbon-aware starts and their counts (:data:`queries.ACTING_KEYS`):
+    None where no row has a known figure (unknown is not 0)."""
+    out: dict[str, Any] = {k: (None if k == "avoided_g" else 0) for k in keys}
+    for r in rows:
+        queries.add_acting(out, {k: r[k] for k in keys})
+    return out
 
 
 def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> dict[str, Any]:
@@ -64,7 +74,9 @@ def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> d
     return {
         "dag_id": dag_id, "period": period, "limit": limit, "total_runs": data["total_runs"],
         "totals": {
-            k: sum(r[k] for r in runs) for k in ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "task_instances", "tries")
+            **{k: sum(r[k] for r in runs)
+               for k in ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "task_instances", "tries")},
+            **acting_totals(runs, (*queries.ACTING_KEYS, "budgets_exceeded")),
         },
         "runs": runs,
     }
@@ -72,7 +84,8 @@ def dag(session: Session, dag_id: str, period: str, limit: int = RUN_LIMIT) -> d
 
 def try_row(record: Record) -> dict[str, Any]:
     """One task try's line: identity, outcome, where, when, energy (kWh) by component and method, g CO2e,
-    and its grid intensity (:func:`intensity_row`)."""
+    its grid intensity (:func:`intensity_row`), its carbon-aware start (``shift``, the record's, or None) and
+    its budget (``budget``, the record's: spent up to this try, or None)."""
     t, c = record["task"], record["components"]
     return {
         "task_id": t["task_id"], "map_index": t["map_index"], "try_number": t["try_number"],
@@ -83,6 +96,23 @@ def try_row(record: Record) -> dict[str, Any]:
         "methods": {k: c[k]["method"] for k in COMPONENTS},
         "hardware_used": record["hardware_used"], "warnings": record["warnings"],
         **intensity_row(record["intensity"]),
+        "shift": record.get("shift"), "budget": record.get("budget"),
+    }
+
+
+def acting_run_totals(records: Sequence[Record]) -> dict[str, Any]:
+    """Over a run's tries: the grams avoided by carbon-aware starts (g, the known figures' sum; None where none
+    is known), the tries with a carbon-aware start and, of those, the ones with a known figure, their waits (s);
+    and the task instances whose budget was exceeded (their last try's)."""
+    shifts = [r["shift"] for r in records if "shift" in r]
+    known = [s["avoided_g"] for s in shifts if s.get("avoided_g") is not None]
+    last: dict[tuple[str, int], Record] = {}
+    for r in records:  # in task order: a task instance's last try comes last
+        last[(r["task"]["task_id"], r["task"]["map_index"])] = r
+    return {
+        "avoided_g": sum(known) if known else None, "carbon_aware_tries": len(shifts), "avoided_known_tries": len(known),
+        "waited_s": sum(s["waited_s"] for s in shifts),
+        "budgets_exceeded": sum(1 for r in last.values() if r.get("budget", {}).get("exceeded")),
     }
 
 
@@ -156,7 +186,7 @@ def run_view(dag_id: str, info: dict[str, Any], records: list[Record], *, reject
         groups[(r["task"]["task_id"], r["task"]["map_index"])].append(r)
     return {
         "dag_id": dag_id, **info,
-        "totals": totals(records) if records else None,
+        "totals": {**totals(records), **acting_run_totals(records)} if records else None,
         "task_instances": [{"task_id": t, "map_index": m, **task_summary(rs)} for (t, m), rs in groups.items()],
         "tasks": [try_row(r) for r in records],
         "intensity": _intensities(records),
@@ -172,7 +202,8 @@ def ordered_run_records(session: Session, dag_id: str, run_id: str) -> list[Reco
 
 
 def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
-    """One task instance: its totals and every try's full record; None when the run does not exist."""
+    """One task instance: its totals, its tries' carbon-aware starts and budgets (``acting``,
+    :func:`acting_run_totals`) and every try's full record; None when the run does not exist."""
     rejected: list[str] = []
     records = _order(run_records(dag_id, run_id, session, task_id=task_id, map_index=map_index, rejected=rejected))
     if not records and queries.dag_run(session, dag_id, run_id) is None:
@@ -181,6 +212,7 @@ def task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_
         "rejected": rejected,
         "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
         "summary": task_summary(records) if records else None,
+        "acting": acting_run_totals(records) if records else None,
         "tries": [try_row(r) for r in records],
         "records": records,
     }
