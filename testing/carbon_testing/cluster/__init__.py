@@ -400,6 +400,7 @@ class Cluster:
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "socket.gethostname",
             "AIRFLOW__CARBON__GPU_QUEUE": GPU_QUEUE,
             "CARBON_CLUSTER_DIR": str(self.tmp),  # scratch space shared by every process (one machine)
+            "XDG_RUNTIME_DIR": str(self.tmp),  # the GPU-sharing registry of its workers' windows: the cluster's own
             "CARBON_DEMO_DIR": str(self.tmp / "demo"),
             "CARBON_DEMO_MODEL_DIR": str(self.model_dir),
             **self.extra_env,
