@@ -191,8 +191,28 @@ def test_records_come_from_tracked_tasks_only_and_name_the_gpu_host(runs, cluste
                 assert r["task"]["dag_id"] == run.dag_id and r["task"]["run_id"] == run.run_id, f"{where}: record of another run: {r['task']}"
                 # the gpu worker's simulated GPU reached the task process through its library path
                 assert [(g["name"], g["method"]) for g in r["gpus"]] == [("NVIDIA H200", "counter")], f"{where}: GPUs {r['gpus']}"
-                gpu_j = r["components"]["gpu"]["energy_kwh"] * J_PER_KWH
-                assert gpu_j == pytest.approx(GPU_W * r["duration_s"], rel=0.05), f"{where}: GPU {gpu_j:.1f} J over {r['duration_s']:.2f} s at a constant {GPU_W:g} W"
+                # the device drew 300 W the whole try; the try's part of it is at most that (tries share the GPU)
+                (g,) = r["gpus"]
+                assert g["device_energy_j"] == pytest.approx(GPU_W * r["duration_s"], rel=0.05), f"{where}: GPU {g['device_energy_j']:.1f} J over {r['duration_s']:.2f} s at a constant {GPU_W:g} W"
+                assert g["energy_j"] <= g["device_energy_j"] * (1 + 1e-9) and g["attribution"] in ("exclusive", "equal-split")
+                assert r["components"]["gpu"]["energy_kwh"] * J_PER_KWH == pytest.approx(g["energy_j"])
+
+
+def test_concurrent_tries_on_the_gpu_worker_add_up_to_at_most_what_its_gpu_drew(runs):
+    """Both runs' tracked tries shared the gpu worker's one GPU (concurrency 2): their GPU energies add up to
+    no more than the device drew while any of them ran (300 W x the union of their windows), and to nearly
+    all of it (the killed try's record stops at its last checkpoint, and the others count it as open until
+    its death is noticed)."""
+    records = [r for run in runs.values() for r in run.all_records()]
+    spans = sorted((_ts(r["started_at"]), _ts(r["ended_at"])) for r in records)
+    union, end = 0.0, -1.0
+    for a, b in spans:
+        union += max(0.0, b - max(a, end))
+        end = max(end, b)
+    attributed = sum(r["gpus"][0]["energy_j"] for r in records)
+    assert attributed <= GPU_W * union * 1.01, f"{attributed:.1f} J attributed, {GPU_W * union:.1f} J drawn"
+    assert attributed >= GPU_W * union * 0.85, f"{attributed:.1f} J attributed, {GPU_W * union:.1f} J drawn"
+    assert any(r["gpus"][0]["attribution"] == "equal-split" for r in records)  # they did overlap
 
 
 def test_every_try_is_counted_the_killed_one_as_interrupted(runs, cluster):
@@ -286,3 +306,20 @@ def test_a_deferred_task_waits_in_the_triggerer_holding_no_worker_slot(aware_run
     overlap_end = min(_ts(a["ended_at"]), _ts(b["ended_at"]))
     assert overlap_end - overlap_start > 5, f"busy_a and busy_b did not run at once: {a['started_at']}..{a['ended_at']}, {b['started_at']}..{b['ended_at']}"
     assert requested < overlap_start and overlap_end < started, "the overlap was not inside wait_green's wait"
+
+
+def test_two_tracked_tasks_on_one_worker_split_the_gpu_they_share(aware_run):
+    """busy_a and busy_b ran at once on the gpu worker (concurrency 2), on its one simulated GPU: their GPU
+    energies add up to what the device drew over their union, not twice the overlap."""
+    _, records = aware_run
+    (a,), (b,) = records["busy_a"], records["busy_b"]
+    spans = [(_ts(r["started_at"]), _ts(r["ended_at"])) for r in (a, b)]
+    union = max(e for _, e in spans) - min(s for s, _ in spans)
+    overlap = min(e for _, e in spans) - max(s for s, _ in spans)
+    assert overlap > 5
+    (ga,), (gb,) = a["gpus"], b["gpus"]
+    assert ga["attribution"] == gb["attribution"] == "equal-split" and ga["concurrent_windows"] == 2
+    assert ga["energy_j"] + gb["energy_j"] == pytest.approx(GPU_W * union, rel=0.01)
+    for g, (s, e) in ((ga, spans[0]), (gb, spans[1])):
+        assert g["device_energy_j"] == pytest.approx(GPU_W * (e - s), rel=0.01)
+        assert g["energy_j"] == pytest.approx(GPU_W * ((e - s) - overlap / 2), rel=0.02)
