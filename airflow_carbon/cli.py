@@ -134,9 +134,13 @@ def _basis(component: Component) -> str:
     if "w_per_core" in component:
         return f": {component['cpu_time_s']:.2f} CPU-s x {component['w_per_core']:g} W/core"
     if "w_per_gb" in component:
+        if component.get("memory") == "pss":
+            return f": {component['mean_pss_gb']:.3f} GB proportional set size x {component['w_per_gb']:g} W/GB"
         return f": {component['mean_rss_gb']:.3f} GB resident x {component['w_per_gb']:g} W/GB"
     if "packages" in component:
-        return f": {component['packages']} CPU package(s)"
+        share = component.get("share")
+        split = f", {100 * share:.0f} % of it this tree's (its share of the host's busy CPU time)" if share is not None else ""
+        return f": {component['packages']} CPU package(s){split}"
     return ""
 
 

@@ -1,4 +1,5 @@
-"""CPU and RAM: RAPL where readable (a powercap tree laid out as the kernel does), estimates otherwise."""
+"""CPU and RAM: RAPL where readable (a powercap tree laid out as the kernel does), estimates otherwise.
+The split of RAPL's energy among processes and PSS are tested in test_host_attribution.py."""
 
 import os
 import subprocess
@@ -36,8 +37,23 @@ def test_rapl_sums_packages_and_handles_counter_wrap(tmp_path):
     cpu, _ram, warnings = window.read(2.0, 2.0)
     expected_j = (143_328_850 + 150_000_000 + 20_000_000) / 1e6
     assert cpu["method"] == "rapl" and cpu["packages"] == 2
-    assert cpu["energy_kwh"] * J_PER_KWH == pytest.approx(expected_j)
-    assert any("whole-package" in w for w in warnings)
+    # the packages' whole energy; the window's part of it is its share of the host's busy CPU time
+    assert cpu["attribution"] == "cpu-time-share"
+    assert cpu["device_energy_kwh"] * J_PER_KWH == pytest.approx(expected_j)
+    assert 0.0 <= cpu["share"] <= 1.0
+    assert cpu["energy_kwh"] == pytest.approx(cpu["device_energy_kwh"] * cpu["share"])
+    assert not any("whole-package" in w for w in warnings)
+
+
+def test_rapl_without_proc_stat_is_the_whole_package_figure_and_says_so(tmp_path):
+    p0 = _zone(tmp_path / "powercap", "intel-rapl:0", "package-0", 1_000_000, 262_143_328_850)
+    window = HostWindow(powercap_root=str(tmp_path / "powercap"), proc_root=str(tmp_path / "no-proc"))
+    window.start(0.0)
+    (p0 / "energy_uj").write_text("31000000\n")
+    cpu, _ram, warnings = window.read(1.0, 1.0)
+    assert cpu["method"] == "rapl" and cpu["energy_kwh"] * J_PER_KWH == pytest.approx(30.0)
+    assert "attribution" not in cpu and "share" not in cpu and "device_energy_kwh" not in cpu
+    assert any("whole-package" in w and "no-proc/stat is unreadable" in w for w in warnings)
 
 
 def test_unreadable_rapl_falls_back_to_an_estimate_that_says_why(tmp_path):
@@ -45,6 +61,7 @@ def test_unreadable_rapl_falls_back_to_an_estimate_that_says_why(tmp_path):
     window.start(time.monotonic())
     cpu, ram, warnings = window.read(time.monotonic(), 0.1)
     assert cpu["method"] == "estimated" and cpu["w_per_core"] == 10.0
+    assert cpu["attribution"] == "process-tree" and "share" not in cpu
     assert ram["method"] == "estimated"
     assert any("estimated" in w and "does not exist" in w for w in warnings)
 
@@ -79,6 +96,9 @@ def test_ram_follows_the_process_tree_not_the_host(tmp_path):
 
     host_gb = psutil.virtual_memory().used / 1e9
     assert 0.1 < ram["mean_rss_gb"] < min(host_gb, 2.0)
-    assert ram["energy_kwh"] * J_PER_KWH == pytest.approx(ram["mean_rss_gb"] * 1.0 * (t1 - t0))
+    # the child's 400 MB are its own: PSS (what the energy uses where readable) sees them as RSS does
+    assert ram["memory"] == "pss"
+    assert 0.1 < ram["mean_pss_gb"] <= ram["mean_rss_gb"] * 1.05
+    assert ram["energy_kwh"] * J_PER_KWH == pytest.approx(ram["mean_pss_gb"] * 1.0 * (t1 - t0))
     assert ram["host_total_gb"] == psutil.virtual_memory().total / 1e9  # the machine's RAM, as CodeCarbon's
-    assert ram["mean_utilization_percent"] == pytest.approx(100 * ram["mean_rss_gb"] / ram["host_total_gb"])
+    assert ram["mean_utilization_percent"] == pytest.approx(100 * ram["mean_pss_gb"] / ram["host_total_gb"])

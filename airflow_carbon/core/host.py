@@ -1,15 +1,59 @@
 """CPU and RAM energy over one window.
 
-CPU: the package energy counters of RAPL (``/sys/class/powercap/intel-rapl:N``, Intel and AMD), with
-counter wrap handled through ``max_energy_range_uj``. Where RAPL is unreadable (VMs, containers,
-permission denied) the CPU energy is *estimated* as the process tree's CPU time (s) x
-``cpu_w_per_core`` (W per fully busy core).
+CPU, where RAPL is readable: the package energy counters of RAPL (``/sys/class/powercap/intel-rapl:N``,
+Intel and AMD), with counter wrap handled through ``max_energy_range_uj``, split among the processes
+of the host by *CPU-time share* (``attribution: "cpu-time-share"``). For each interval between two host
+samples (about 1 s: the meter samples at 1 Hz, plus the window's start and end) the window is charged
 
-RAM: always *estimated*, from the process tree's resident memory (GB, time-averaged over the window)
-x ``ram_w_per_gb``; never the whole host's memory.
+    package energy of the interval (J) x clamp(tree's CPU time / host's busy CPU time, 0, 1)
+
+where the host's busy CPU time is read from the aggregate ``cpu`` line of ``/proc/stat`` (user + nice +
+system + irq + softirq + steal, in USER_HZ ticks; idle and iowait are not busy, guest time is already
+inside user) and the tree's is its own user + system time (reaped children included, see below).
+``device_energy_kwh`` is the packages' whole energy over the window and ``share`` = energy_kwh /
+device_energy_kwh. The limits of this rule:
+
+* An interval in which the host was not busy at all gives share 0: its energy was the packages' idle
+  power, not this task's. Idle power is thus attributed to nobody, so the sum over the windows open on a
+  host never exceeds what the packages drew (and is usually below it).
+* The share is of busy *time*, not of power: a core's power varies with its frequency, its voltage and
+  the instructions it runs (AVX-512 draws more than a scalar loop; a stalled core draws less), so two
+  tasks with equal CPU time get equal energy even where one drew more. Likewise the uncore (caches,
+  memory controller) is split by CPU time.
+* Kernel work done for the task outside its own context (interrupts, softirqs, kernel threads) is
+  counted as the host's busy time but not as the tree's, so the tree's share is a little low.
+* The two counters are tick-based (10 ms per CPU at USER_HZ = 100), so each ~1 s interval's share is
+  quantised; a process leaving the tree (daemonised, so reparented away) makes the tree's time drop,
+  which the clamp turns into share 0 for that interval.
+* ``/proc/stat`` must be the host's, as RAPL is: where it is virtualised for a container (lxcfs), it
+  counts the container's CPUs only and the share comes out too high.
+
+Where ``/proc/stat`` is unreadable the CPU energy is RAPL's whole-package figure, as before this rule
+(``attribution`` absent, with a warning that it includes other processes). Where RAPL is unreadable
+(VMs, containers, permission denied) the CPU energy is *estimated* as the process tree's CPU time (s) x
+``cpu_w_per_core`` (W per fully busy core): per process by construction (``attribution:
+"process-tree"``).
+
+RAM: always *estimated*, as the process tree's memory (GB, time-averaged over the window) x
+``ram_w_per_gb``; never the whole host's memory. The memory is the tree's *proportional set size* (PSS,
+``Pss:`` of ``/proc/PID/smaps_rollup``, Linux >= 4.14) where it is readable for every process of the tree
+(``memory: "pss"``, ``mean_pss_gb``): a page shared by n processes counts 1/n in each, so a page shared
+by a parent and its forked workers counts once, and a shared library mapped by tasks in other trees
+counts only this tree's part. Otherwise (not Linux, an old kernel, a descendant of another user) it is
+the resident set size (RSS, ``memory: "rss"``), which counts a shared page in full in every process that
+maps it, so forked workers and concurrent tasks double-count. ``mean_rss_gb`` is always the RSS mean.
+
+Reading ``smaps_rollup`` walks the process's page tables, so it costs more than ``/proc/PID/stat`` and
+grows with the resident memory: 10-35 us per resident MB with 4 KiB pages (measured on a 2-core VM:
+0.2 ms for an 18 MB Python process, 3-7 ms for 120-230 MB, 10-13 ms for 0.5-1.1 GB, against 35 us for
+the stat walk). PSS is therefore read at the window's start and then whenever the last read cost at
+most :data:`PSS_READ_BUDGET` (0.2 %) of the time since it: at every 1 Hz sample for a tree of up to
+~100 MB, every 5-20 s per GB above that. Between two reads the tree's PSS is taken as the sample's RSS
+x the PSS / RSS ratio of the last read, so the mean follows the RSS read at every sample.
 
 Utilisation, from the same samples: CPU = the tree's CPU time / (duration x the host's logical CPUs),
-in %; RAM = the tree's mean resident memory / the host's RAM, in %. Both are the tree's, not the host's.
+in %; RAM = the tree's mean memory (the one the energy used) / the host's RAM, in %. Both are the
+tree's, not the host's.
 
 The process tree is this process, its live descendants, and descendants already waited for (counted
 by the kernel in this process's children times), so a task that launches ``torchrun`` is covered.
@@ -22,6 +66,7 @@ import itertools
 import os
 import platform
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +134,41 @@ def _open_rapl(root: Path) -> tuple[list[_RaplZone], str | None]:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+DEFAULT_PROC_ROOT = "/proc"
+
+PSS_READ_BUDGET = 0.002
+"""Fraction of the wall time that reading PSS may take: after a read that took c s, the next one waits
+c / PSS_READ_BUDGET s (a 1 ms read: every 0.5 s, so at every 1 Hz sample; a 10 ms read: every 5 s)."""
+
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
+"""Fields of /proc/stat's ``cpu`` line that are busy time: user, nice, system, irq, softirq, steal
+(guest and guest_nice, fields 8 and 9, are already inside user and nice; idle and iowait are not busy)."""
+
+
+def host_busy_s(proc_root: str = DEFAULT_PROC_ROOT) -> float:
+    """The host's busy CPU time since boot (s, summed over its CPUs), from ``<proc_root>/stat``.
+
+    Raises OSError or ValueError where the file is unreadable or has no ``cpu`` line.
+    """
+    with open(os.path.join(proc_root, "stat"), "rb") as f:
+        for line in f:
+            if line.startswith(b"cpu "):
+                ticks = line.split()[1:]
+                return sum(int(ticks[i]) for i in _BUSY_FIELDS if i < len(ticks)) / _CLOCK_TICKS
+    raise ValueError(f"{proc_root}/stat has no aggregate cpu line")
+
+
+@dataclass(frozen=True)
+class TreeSample:
+    """One reading of a process tree: CPU time (user + system, s, reaped children included), resident
+    set size (bytes) and proportional set size (bytes; None where it was not asked for or not readable,
+    see ``pss_error``)."""
+
+    cpu_s: float
+    rss_bytes: int
+    pss_bytes: int | None = None
+    pss_error: str | None = None
+
 
 def _linux_children(pid: int) -> list[int]:
     """Direct children of ``pid`` from /proc/<pid>/task/<tid>/children (Linux >= 3.5)."""
@@ -102,9 +182,29 @@ def _linux_children(pid: int) -> list[int]:
     return children
 
 
-def _linux_tree_stats(root_pid: int) -> tuple[float, int]:
-    """(CPU s, resident bytes) of the tree under ``root_pid``, reading only its own /proc entries."""
-    cpu_ticks, rss_pages, stack = 0, 0, [root_pid]
+def _linux_pss_bytes(pid: int) -> int:
+    """Proportional set size (bytes) of ``pid`` from /proc/<pid>/smaps_rollup (Linux >= 4.14).
+
+    0 for a process that exited or is a zombie (it holds no memory); raises OSError (permission denied,
+    no smaps_rollup) or ValueError (no ``Pss:`` line) where it is unreadable.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            content = f.read()
+    except (FileNotFoundError, ProcessLookupError):  # exited, or a zombie (ESRCH)
+        return 0
+    if not content:  # no address space (a zombie on some kernels)
+        return 0
+    for line in content.splitlines():
+        if line.startswith(b"Pss:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise ValueError(f"/proc/{pid}/smaps_rollup has no Pss line")
+
+
+def _linux_tree_sample(root_pid: int, pss: bool) -> TreeSample:
+    """The tree under ``root_pid``, reading only its own /proc entries; PSS too where ``pss``."""
+    cpu_ticks, rss_pages, pss_bytes, stack = 0, 0, 0, [root_pid]
+    pss_error: str | None = None
     while stack:
         pid = stack.pop()
         try:
@@ -116,11 +216,21 @@ def _linux_tree_stats(root_pid: int) -> tuple[float, int]:
         # fields[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17, rss is 24
         cpu_ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         rss_pages += int(fields[21])
-    return cpu_ticks / _CLOCK_TICKS, rss_pages * _PAGE_BYTES
+        if pss and pss_error is None:
+            try:
+                pss_bytes += _linux_pss_bytes(pid)
+            except (OSError, ValueError) as exc:
+                pss_error = f"PSS of process {pid} is unreadable ({getattr(exc, 'strerror', None) or exc})"
+    return TreeSample(
+        cpu_s=cpu_ticks / _CLOCK_TICKS,
+        rss_bytes=rss_pages * _PAGE_BYTES,
+        pss_bytes=pss_bytes if pss and pss_error is None else None,
+        pss_error=pss_error,
+    )
 
 
-def _psutil_tree_stats(root_pid: int) -> tuple[float, int]:
-    """(CPU s, resident bytes) of the tree under ``root_pid`` through psutil (non-Linux)."""
+def _psutil_tree_sample(root_pid: int) -> TreeSample:
+    """The tree under ``root_pid`` through psutil (non-Linux: no PSS)."""
     import psutil
 
     proc = psutil.Process(root_pid)
@@ -132,7 +242,20 @@ def _psutil_tree_stats(root_pid: int) -> tuple[float, int]:
             rss += p.memory_info().rss
         except psutil.Error:
             continue
-    return cpu_s, rss
+    return TreeSample(cpu_s=cpu_s, rss_bytes=rss, pss_error="no /proc/PID/smaps_rollup on this OS")
+
+
+def tree_sample(root_pid: int | None = None, *, pss: bool = False) -> TreeSample:
+    """CPU time, resident memory and, where ``pss``, proportional set size of a process tree (default:
+    this one): the root, its live descendants, and descendants already waited for (through their
+    parents' children times), so a command that ran and exited inside the window is included.
+
+    PSS is the sum over the tree's processes, None (with ``pss_error``) unless readable for all of them.
+    """
+    pid = os.getpid() if root_pid is None else root_pid
+    if os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        return _linux_tree_sample(pid, pss)
+    return _psutil_tree_sample(pid)
 
 
 def tree_stats(root_pid: int | None = None) -> tuple[float, int]:
@@ -141,10 +264,8 @@ def tree_stats(root_pid: int | None = None) -> tuple[float, int]:
     Descendants already waited for count through their parents' children times, so a command that
     ran and exited inside the window is included.
     """
-    pid = os.getpid() if root_pid is None else root_pid
-    if os.path.exists(f"/proc/{pid}/task/{pid}/children"):
-        return _linux_tree_stats(pid)
-    return _psutil_tree_stats(pid)
+    sample = tree_sample(root_pid)
+    return sample.cpu_s, sample.rss_bytes
 
 
 @functools.cache
@@ -208,23 +329,49 @@ def hostname() -> str:
 @dataclass
 class HostWindow:
     """CPU and RAM energy of this process tree from :meth:`start` to each :meth:`read`.
-    Every ``t`` is a ``time.monotonic()`` instant (s); ``duration_s`` is the window's length (s)."""
+    Every ``t`` is a ``time.monotonic()`` instant (s); ``duration_s`` is the window's length (s).
+
+    ``powercap_root`` is where RAPL's zones are read; ``proc_root`` is where ``stat`` (the host's busy
+    CPU time) is read: both settable for tests. The tree's own figures always come from the real /proc.
+    """
 
     cpu_w_per_core: float = DEFAULT_CPU_W_PER_CORE
     ram_w_per_gb: float = DEFAULT_RAM_W_PER_GB
     powercap_root: str = DEFAULT_POWERCAP_ROOT
+    proc_root: str = DEFAULT_PROC_ROOT
     _zones: list[_RaplZone] = field(default_factory=list)
     _rapl_reason: str | None = None
+    _busy_reason: str | None = None  # why the host's busy time is unreadable; None while it is read
+    _last_busy_s: float = 0.0  # the host's busy CPU time at the last sample, s
+    _last_tree_cpu_s: float = 0.0  # the tree's CPU time at the last sample, s
+    _attributed_uj: float = 0.0  # package energy charged to the tree so far, uJ
     _cpu_start_s: float = 0.0
     _rss: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, bytes)
+    _pss: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, bytes: read, or RSS x ratio)
+    _pss_ratio: float = 1.0  # the tree's PSS / RSS at the last PSS read
+    _pss_reason: str | None = None  # why PSS is not used; None while it is read
+    _next_pss_t: float = 0.0  # monotonic s: PSS is read at the first sample at or after it
     _errors: list[str] = field(default_factory=list)
 
     def start(self, t: float) -> None:
+        """Open the window: find RAPL's zones and read every counter's starting value."""
         self._zones, self._rapl_reason = _open_rapl(Path(self.powercap_root))
-        self._cpu_start_s = self.sample(t)
+        self._busy_reason = None
+        if self._zones:
+            try:
+                self._last_busy_s = host_busy_s(self.proc_root)
+            except (OSError, ValueError) as exc:
+                self._busy_reason = f"{self.proc_root}/stat is unreadable ({getattr(exc, 'strerror', None) or exc})"
+        self._attributed_uj, self._errors = 0.0, []
+        self._rss, self._pss, self._pss_reason, self._pss_ratio, self._next_pss_t = [], [], None, 1.0, t
+        tree = self._sample_tree(t, force_pss=True)
+        self._cpu_start_s = self._last_tree_cpu_s = tree.cpu_s
 
     def sample(self, t: float) -> float:
-        """Read RAPL (often enough to catch a counter wrap) and the tree; return its CPU time (s)."""
+        """Read RAPL (often enough to catch a counter wrap), the host's busy time and the tree; charge the
+        interval since the last sample its share of the packages' energy; return the tree's CPU time (s).
+        Called by the meter at 1 Hz, and by each :meth:`read` (checkpoints, a budget's 2 Hz guard)."""
+        before_uj = sum(z.total_uj for z in self._zones)
         for zone in self._zones:
             try:
                 zone.read()
@@ -233,9 +380,40 @@ class HostWindow:
                 self._zones = []
                 self._rapl_reason = "RAPL became unreadable mid-window"
                 break
-        cpu_s, rss_bytes = tree_stats()
-        self._rss.append((t, rss_bytes))
-        return cpu_s
+        busy_s: float | None = None
+        if self._zones and self._busy_reason is None:
+            try:
+                busy_s = host_busy_s(self.proc_root)
+            except (OSError, ValueError) as exc:
+                self._errors.append(f"{self.proc_root}/stat became unreadable ({getattr(exc, 'strerror', None) or exc})")
+                self._busy_reason = f"{self.proc_root}/stat became unreadable mid-window"
+        tree = self._sample_tree(t, force_pss=False)
+        if busy_s is not None:
+            interval_uj = sum(z.total_uj for z in self._zones) - before_uj
+            self._attributed_uj += interval_uj * _share(tree.cpu_s - self._last_tree_cpu_s, busy_s - self._last_busy_s)
+            self._last_busy_s = busy_s
+        self._last_tree_cpu_s = tree.cpu_s
+        return tree.cpu_s
+
+    def _sample_tree(self, t: float, force_pss: bool) -> TreeSample:
+        """Read the tree, with its PSS when due (or forced) and still readable; keep the memory figures."""
+        want_pss = self._pss_reason is None and (force_pss or t >= self._next_pss_t)
+        t0 = time.perf_counter()
+        tree = tree_sample(pss=want_pss)
+        cost_s = time.perf_counter() - t0
+        self._rss.append((t, tree.rss_bytes))
+        if want_pss:
+            if tree.pss_bytes is None:
+                self._pss_reason = tree.pss_error or "PSS is unreadable"
+                self._pss = []
+                return tree
+            if tree.rss_bytes > 0:
+                self._pss_ratio = min(1.0, tree.pss_bytes / tree.rss_bytes)
+            self._pss.append((t, tree.pss_bytes))
+            self._next_pss_t = t + cost_s / PSS_READ_BUDGET  # cost_s includes the stat walk: an upper bound
+        elif self._pss_reason is None:  # between reads: this sample's RSS x the last read's PSS / RSS
+            self._pss.append((t, tree.rss_bytes * self._pss_ratio))
+        return tree
 
     def read(self, t: float, duration_s: float) -> tuple[Component, Component, list[str]]:
         """The cpu and ram components of the record so far, and warnings (the window stays open)."""
@@ -243,19 +421,30 @@ class HostWindow:
         warnings = list(self._errors)
         hardware = {"model": cpu_model(), "sockets": cpu_sockets()}
         if self._zones:
+            device_j = sum(uj_to_j(z.total_uj) for z in self._zones)
             cpu: Component = {
                 **hardware,
-                "energy_kwh": j_to_kwh(sum(uj_to_j(z.total_uj) for z in self._zones)),
+                "energy_kwh": j_to_kwh(device_j),
                 "method": "rapl",
                 "packages": len(self._zones),
                 "cpu_time_s": cpu_time_s,
             }
-            warnings.append("CPU energy is RAPL's whole-package figure: it includes other processes on this host")
+            if self._busy_reason is None:
+                energy_j = min(device_j, uj_to_j(self._attributed_uj))
+                cpu["energy_kwh"] = j_to_kwh(energy_j)
+                cpu["attribution"] = "cpu-time-share"
+                cpu["device_energy_kwh"] = j_to_kwh(device_j)
+                cpu["share"] = min(1.0, energy_j / device_j) if device_j > 0 else None
+            else:
+                warnings.append(
+                    f"CPU energy is RAPL's whole-package figure: it includes other processes on this host ({self._busy_reason})"
+                )
         else:
             cpu = {
                 **hardware,
                 "energy_kwh": j_to_kwh(cpu_time_s * self.cpu_w_per_core),
                 "method": "estimated",
+                "attribution": "process-tree",
                 "cpu_time_s": cpu_time_s,
                 "w_per_core": self.cpu_w_per_core,
             }
@@ -269,20 +458,33 @@ class HostWindow:
             if duration_s > 0:
                 cpu["mean_utilization_percent"] = 100.0 * cpu_time_s / (duration_s * cpus)
         mean_rss_gb = _time_mean(self._rss) / BYTES_PER_GB
+        use_pss = self._pss_reason is None and bool(self._pss)
+        memory_gb = _time_mean(self._pss) / BYTES_PER_GB if use_pss else mean_rss_gb
         ram: Component = {
-            "energy_kwh": j_to_kwh(mean_rss_gb * self.ram_w_per_gb * duration_s),
+            "energy_kwh": j_to_kwh(memory_gb * self.ram_w_per_gb * duration_s),
             "method": "estimated",
+            "memory": "pss" if use_pss else "rss",
             "mean_rss_gb": mean_rss_gb,
             "w_per_gb": self.ram_w_per_gb,
         }
+        if use_pss:
+            ram["mean_pss_gb"] = memory_gb
         total = host_memory_bytes()
         if total:
             ram["host_total_gb"] = total / BYTES_PER_GB
-            ram["mean_utilization_percent"] = 100.0 * mean_rss_gb * BYTES_PER_GB / total
+            ram["mean_utilization_percent"] = 100.0 * memory_gb * BYTES_PER_GB / total
         return cpu, ram, warnings
 
 
-def _time_mean(samples: list[tuple[float, int]]) -> float:
+def _share(tree_cpu_s: float, busy_s: float) -> float:
+    """The tree's share of the host's busy CPU time in one interval (both s), clamped to [0, 1]; 0 where
+    the host was not busy at all (the interval's energy was idle power, attributed to nobody)."""
+    if busy_s <= 0:
+        return 0.0
+    return min(1.0, max(0.0, tree_cpu_s / busy_s))
+
+
+def _time_mean(samples: list[tuple[float, int]] | list[tuple[float, float]]) -> float:
     """Time-weighted mean of (time s, value) samples; the plain mean when they span no time."""
     if not samples:
         return 0.0
