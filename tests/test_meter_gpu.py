@@ -101,13 +101,20 @@ def test_cuda_device_order_fastest_first_versus_pci_bus_id(fake_gpu):
     assert pci["gpus"][0]["name"] == "Tesla V100-SXM2-16GB"
 
 
-def test_a_mig_slice_is_measured_on_its_parent_and_says_so(fake_gpu):
-    fake_gpu("count=2; gpu1.mig=3; power=const:200")
-    slice_uuid = "MIG-3f1c0001-0000-4000-8000-000000000002"  # GPU 1's third slice
+def test_a_mig_slice_gets_its_share_of_the_parent_gpu_as_an_allocation_and_says_so(fake_gpu):
+    fake_gpu("count=2; gpu1.mig=3; gpu1.mig_slices=1,2,4; power=const:200")
+    slice_uuid = "MIG-3f1c0001-0000-4000-8000-000000000002"  # GPU 1's third slice: 4 of the 7 slices
     record, _, _ = _window(EnergyMeter(cuda_visible_devices=slice_uuid), 0.2)
     (entry,) = record["gpus"]
     assert entry["index"] == 1 and entry["mig_devices"] == [slice_uuid] and entry["method"] == "counter"
-    assert any("MIG mode" in w and "whole GPU" in w for w in record["warnings"])
+    assert entry["attribution"] == "mig-allocation" and entry["share"] == pytest.approx(4 / 7)
+    assert entry["device_energy_j"] == pytest.approx(200 * record["duration_s"], rel=0.02)
+    assert entry["energy_j"] == pytest.approx(entry["device_energy_j"] * 4 / 7)
+    assert any("MIG mode" in w and "4 of the 7 compute slices" in w and "an allocation, not a measurement" in w
+               for w in record["warnings"])
+    two = "MIG-3f1c0001-0000-4000-8000-000000000000,MIG-3f1c0001-0000-4000-8000-000000000001"  # 1 + 2 slices
+    record, _, _ = _window(EnergyMeter(cuda_visible_devices=two), 0.2)
+    assert record["gpus"][0]["share"] == pytest.approx(3 / 7)
 
 
 def test_nvml_unavailable_leaves_gpu_energy_missing_and_the_task_untouched(fake_gpu):

@@ -52,6 +52,7 @@ class _Track:
     by_utilization: bool = False
     proc_ts: int = 0  # NVML's timestamp (us) of the last per-process utilisation sample read
     proc_util_off: bool = False
+    mig: tuple[float, str] | None = None  # a MIG window's share of its parent GPU and how it was obtained
 
     def read_utilization(self) -> None:
         """Add one NVML utilisation sample (%); on any failure stop sampling it for this GPU."""
@@ -115,6 +116,11 @@ class GpuWindow:
                 self.sharing_error = f"GPU sharing: the window registry {self.registry.directory} is unusable ({exc}); " \
                     "each GPU's whole energy is counted as this window's"
         for track in self._tracks:
+            if track.gpu.mig_devices:
+                try:
+                    track.mig = nvml.mig_share(track.gpu)
+                except nvml.NvmlError as exc:
+                    track.mig = (1.0, f"the whole GPU: its MIG slices could not be read ({exc})")
             if self._use_counter:
                 try:
                     track.start_mj = nvml.energy_mj(track.gpu.handle)
@@ -155,7 +161,7 @@ class GpuWindow:
         entries = None
         mine: set[int] | None = None
         for k, track in enumerate(self._tracks):
-            if t <= track.tick_t:
+            if t <= track.tick_t or track.mig is not None:  # a MIG window's share is its slices' (see _finish)
                 continue
             if end_mj is not None:
                 now_mj = end_mj[k]
@@ -284,7 +290,16 @@ class GpuWindow:
         }
         if gpu.mig_devices:
             entry["mig_devices"] = list(gpu.mig_devices)
-        if shared and energy_j is not None:
+        if track.mig is not None:
+            share, how = track.mig
+            entry["device_energy_j"], entry["share"], entry["attribution"] = energy_j, share, "mig-allocation"
+            if energy_j is not None:
+                entry["energy_j"] = energy_j * share
+            warnings.append(
+                f"{label} is in MIG mode and NVML gives no per-instance power: this task's GPU energy is the GPU's "
+                f"x {share:.3g} ({how}), an allocation, not a measurement"
+            )
+        elif shared and energy_j is not None:
             _attribute_entry(entry, track, end_mj, method)
         return entry, warnings
 

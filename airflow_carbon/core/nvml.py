@@ -193,12 +193,6 @@ def visible_gpus(visible: VisibleDevices) -> tuple[list[Gpu], list[str]]:
             mig_devices=migs,
         )
     gpus = list(merged.values())
-    for gpu in gpus:
-        if gpu.mig_devices:
-            warnings.append(
-                f"GPU {gpu.index} ({gpu.uuid}) is in MIG mode: its energy is the whole GPU's, shared by all "
-                f"its MIG slices, not only the {len(gpu.mig_devices)} given to this task"
-            )
     return gpus, warnings
 
 
@@ -255,3 +249,29 @@ def process_utilization(handle: Any, since_us: int = 0) -> list[tuple[int, int, 
             return []
         raise
     return [(int(s.pid), int(s.smUtil), int(s.timeStamp)) for s in samples]
+
+
+def mig_share(gpu: Gpu) -> tuple[float, str]:
+    """The share of its parent GPU's compute that ``gpu``'s MIG devices hold: their GPU-instance slices over the
+    slices of every MIG device on the GPU (NVML's device attributes), and how it was obtained; where NVML does
+    not give slices, the count of MIG devices, said so. NVML has no per-instance power: this is an allocation."""
+    nvml = init()
+    parent = gpu.handle
+    slices: dict[str, int | None] = {}
+    for slot in range(_call(nvml.nvmlDeviceGetMaxMigDeviceCount, parent)):
+        try:
+            mig = _call(nvml.nvmlDeviceGetMigDeviceHandleByIndex, parent, slot)
+        except NvmlError:
+            continue  # an empty slot
+        uuid = _call(nvml.nvmlDeviceGetUUID, mig)
+        try:
+            slices[uuid] = int(_call(nvml.nvmlDeviceGetAttributes_v2, mig).gpuInstanceSliceCount)
+        except NvmlError:
+            slices[uuid] = None
+    mine = [u for u in slices if any(u == m or m.startswith(u) or u.startswith(m) for m in gpu.mig_devices)]
+    if slices and mine and all(v for v in slices.values()):
+        held, total = sum(slices[u] or 0 for u in mine), sum(v or 0 for v in slices.values())
+        return held / total, f"{held} of the {total} compute slices of its MIG devices"
+    total = max(len(slices), len(gpu.mig_devices), 1)
+    held = min(len(mine) or len(gpu.mig_devices), total)
+    return held / total, f"{held} of its {total} MIG devices (NVML gave no slice counts)"

@@ -42,6 +42,8 @@
  *   power_limit_w=W     enforced / management power limit (default 700)
  *   memory_mib=N        total memory (default 143771 MiB, an H200)
  *   mig=K               MIG mode on with K MIG devices (0..7, default 0)
+ *   mig_slices=A,B,...  compute slices of each MIG device (default 1 each), in
+ *                       nvmlDeviceGetAttributes_v2's gpuInstanceSliceCount
  *   lost_at=T           from trace time T on, calls on this GPU (and its MIG
  *                       devices) return GPU_IS_LOST (15)
  *   reset_at=T          counter restarts at T: for t >= T it reads
@@ -98,6 +100,7 @@ typedef struct {
 typedef struct {
     char name[96], uuid[96], pci[32], power[512], proc_util[512];
     int cc_major, cc_minor, counter, mig;
+    unsigned mig_slices[MAXMIG];
     unsigned long long base_mj, mem_mib;
     double epoch, lost_at, reset_at, limit_w;
     trace_t tr;
@@ -236,6 +239,7 @@ static void gpu_defaults(gpu_t *g, unsigned i)
     g->base_mj = 1000000ULL; g->mem_mib = 143771ULL;
     g->epoch = 0; g->limit_w = 700;
     g->lost_at = INFINITY; g->reset_at = INFINITY;
+    for (int k = 0; k < MAXMIG; k++) g->mig_slices[k] = 1;
 }
 
 static int parse_num(const char *v, double *out)
@@ -268,6 +272,18 @@ static int gpu_apply(gpu_t *g, const char *k, const char *v)
     NUM("mig", if (d < 0 || d > MAXMIG) return -2; g->mig = (int)d)
     NUM("lost_at", g->lost_at = d)
     NUM("reset_at", g->reset_at = d)
+    if (!strcmp(k, "mig_slices")) {
+        const char *p = v;
+        for (int n = 0; n < MAXMIG && *p; n++) {
+            char *end;
+            long slices = strtol(p, &end, 10);
+            if (end == p || slices < 1 || slices > 7) return -2;
+            g->mig_slices[n] = (unsigned)slices;
+            p = *end == ',' ? end + 1 : end;
+            if (*end && *end != ',') return -2;
+        }
+        return 0;
+    }
     if (!strcmp(k, "cc")) {
         if (sscanf(v, "%d.%d %c", &ma, &mi, &extra) != 2) return -2;
         g->cc_major = ma; g->cc_minor = mi;
@@ -720,6 +736,24 @@ static nvmlReturn_t do_proc_util(nvmlDevice_t d, nvmlProcessUtilizationSample_t 
     return OK;
 }
 
+typedef struct {
+    unsigned multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount;
+    unsigned sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+static nvmlReturn_t do_attributes(nvmlDevice_t d, nvmlDeviceAttributes_t *a)
+{
+    DEV(d);
+    NOPTR(a);
+    if (mig < 0) return E_NOTSUP;  /* a MIG device's attributes; a full GPU has none here */
+    memset(a, 0, sizeof *a);
+    a->gpuInstanceSliceCount = a->computeInstanceSliceCount = g->mig_slices[mig];
+    a->multiprocessorCount = 16 * g->mig_slices[mig];
+    a->memorySizeMB = 10240ULL * g->mig_slices[mig];
+    return OK;
+}
+
 static nvmlReturn_t do_index(nvmlDevice_t d, unsigned *idx)
 {
     DEV(d);
@@ -831,6 +865,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t d, uns
 EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t d, unsigned *c, void *i) { LOCKED(do_procs(d, c, i)); }
 EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d, nvmlProcessUtilizationSample_t *s, unsigned *c,
                                                    unsigned long long t) { LOCKED(do_proc_util(d, s, c, t)); }
+EXPORT nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t d, nvmlDeviceAttributes_t *a) { LOCKED(do_attributes(d, a)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned *c, unsigned *p) { LOCKED(do_mig_mode(d, c, p)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned *c) { LOCKED(do_mig_max(d, c)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned i, nvmlDevice_t *o) { LOCKED(do_mig_by_index(d, i, o)); }
