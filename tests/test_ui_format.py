@@ -135,3 +135,14 @@ def test_a_budget_in_words():
     assert fmt.budget_status({**stopped, "exceeded": False, "action": "none"}) == "within budget"
     assert fmt.budget_limits({"co2_g": None, "energy_kwh": None}) == "none set"
     assert fmt.budget_status(None, exceeded=True, action="stop") == "exceeded: stopped" and fmt.budget_status(None) == ""
+
+
+def test_a_gpu_entry_says_how_its_energy_was_attributed():
+    from airflow_carbon.ui.format import attribution, joules
+
+    assert attribution({"energy_j": 10.0}) == ""  # a record from before 0.3.0
+    assert attribution({"attribution": "exclusive", "share": 1.0, "device_energy_j": 10.0}) == "alone on the GPU: its whole energy"
+    shared = {"attribution": "equal-split", "share": 0.75, "device_energy_j": 1800.0, "concurrent_windows": 2}
+    assert attribution(shared) == f"equal split with up to 1 other window: 75 % of the {joules(1800.0)} the GPU drew"
+    mig = attribution({"attribution": "mig-allocation", "share": 4 / 7, "device_energy_j": 700.0})
+    assert mig.startswith("MIG slices' share: 57 % of the ") and "an allocation, not a measurement" in mig

@@ -93,7 +93,7 @@ def _templates() -> Any:
         from jinja2 import Environment, PackageLoader, select_autoescape
 
         _env = Environment(loader=PackageLoader("airflow_carbon.ui", "templates"), autoescape=select_autoescape(default=True))
-        _env.filters.update(emissions=fmt.emissions, energy=fmt.energy, joules=fmt.joules, power=fmt.power,
+        _env.filters.update(emissions=fmt.emissions, energy=fmt.energy, joules=fmt.joules, power=fmt.power, attribution=fmt.attribution,
                             duration=fmt.duration, intensity=fmt.intensity, task_label=task_label,
                             intensity_source=fmt.intensity_source, fallback_extent=fmt.fallback_extent, utc_time=fmt.utc_time,
                             avoided=fmt.avoided, waited=fmt.waited, known_of=fmt.known_of, budget_limits=fmt.budget_limits,

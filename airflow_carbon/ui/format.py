@@ -44,6 +44,23 @@ def joules(energy_j: float | None) -> str:
     return energy(None if energy_j is None else energy_j / J_PER_KWH)
 
 
+def attribution(gpu: dict) -> str:
+    """How a GPU entry's energy was attributed, in words: '' for an entry without sharing fields (older
+    records), else e.g. 'equal split with 1 other window: 75 % of the 1.8 kJ the GPU drew'."""
+    how = gpu.get("attribution")
+    if how is None:
+        return ""
+    if how == "exclusive":
+        return "alone on the GPU: its whole energy"
+    share, device = gpu.get("share"), joules(gpu.get("device_energy_j"))
+    part = f"{100 * share:.0f} % of the {device} the GPU drew" if share is not None else f"part of the {device} the GPU drew"
+    if how == "mig-allocation":
+        return f"MIG slices' share: {part}; an allocation, not a measurement (NVML has no per-instance power)"
+    others = max(0, int(gpu.get("concurrent_windows") or 1) - 1)
+    label = "equal split" if how == "equal-split" else "per-process SM utilisation"
+    return f"{label} with up to {others} other window{'s' if others != 1 else ''}: {part}"
+
+
 def power(watts: float | None) -> str:
     """Power in W ('kW' from 1 kW)."""
     if watts is None:
