@@ -172,6 +172,7 @@ def main() -> None:
     results["cluster"] = _worker("cluster.py", "--json-line")
     results["live_intensity"] = _worker("live_intensity.py")
     results["carbon_aware"] = _worker("carbon_aware.py")
+    results["shared_gpu"] = _worker("shared_gpu.py")
     ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
     cc_imp, _ = import_time_us("codecarbon")
     forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
@@ -233,6 +234,9 @@ def main() -> None:
     from carbon_aware import table as carbon_aware_table  # bench/carbon_aware.py
 
     print(carbon_aware_table(results["carbon_aware"]))
+    from shared_gpu import table as shared_gpu_table  # bench/shared_gpu.py
+
+    print(shared_gpu_table(results["shared_gpu"]))
     print(f"\nMedians over {ov['windows']['ours']} windows (ours) and {ov['windows']['codecarbon']} (CodeCarbon); "
           f"{a['task_runs']['bench_carbon']} task runs per DAG. "
           f"airflow_carbon.core.meter imports airflow/huggingface_hub/pandas/pynvml: {forbidden or 'none'}")
