@@ -22,6 +22,7 @@ from airflow_carbon.core.aggregate import task_summary
 from airflow_carbon.core.budget import Budget, BudgetGuard, CarbonBudgetExceeded
 from airflow_carbon.core.record import COMPONENTS, Record, Status
 from airflow_carbon.core.report import component_energy
+from airflow_carbon.metrics import emit_power, emit_try
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.start_planning import with_avoided
 from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
@@ -107,6 +108,7 @@ class TaskTracker:
             self.ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(records))
         except Exception as exc:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
+        emit_try(record)  # Airflow's [metrics]: StatsD / OpenTelemetry; never raises
         if self.guard is not None and self.guard.message:
             log.warning("airflow-carbon: %s", record["warnings"][-1])
         if self.shift is not None:
@@ -172,6 +174,7 @@ class TaskTracker:
 
     def _checkpoint(self, record: dict[str, Any]) -> None:
         self._save([*self.previous, self._annotate(record, "running")])
+        emit_power(record)  # the record annotated above: its task's tags
 
     def _save(self, records: list[dict[str, Any]]) -> None:
         if self.store is None:
