@@ -57,13 +57,16 @@ def test_the_registry_keeps_closed_windows_a_while_and_ignores_dead_processes(tm
     registry.close(key, 12.0)
     (entry,) = registry.entries(13.0)
     assert entry.closed_s == 12.0  # still seen by windows that shared the time before it closed
-    # a window whose process died without closing: ignored, and its file removed
+    # a window whose process died without closing: closed when its death is noticed, ignored from then on,
+    # while the time it shared before stays shared (no window takes all of it)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "windows" / "dead-1.json").write_text(json.dumps(
         {"pid": int(dead.stdout), "start_ticks": 1, "devices": ["GPU-a"], "opened_s": 10.0, "closed_s": None}))
-    assert [e.key for e in registry.entries(14.0)] == [key]
-    assert not (tmp_path / "windows" / "dead-1.json").exists()
-    assert registry.entries(12.0 + 601.0) == []  # closed long ago: pruned
+    entries = {e.key: e for e in registry.entries(14.0)}
+    assert set(entries) == {key, "dead-1"} and entries["dead-1"].closed_s == 14.0
+    assert json.loads((tmp_path / "windows" / "dead-1.json").read_text())["closed_s"] == 14.0  # for other readers too
+    assert equal_share(list(entries.values()), "GPU-a", 11.0, 12.0) == (0.5, 2)  # not 1.0: it was open then
+    assert registry.entries(14.0 + 601.0) == []  # closed long ago: pruned
 
 
 # -- real windows on one simulated GPU ------------------------------------------------------------------

@@ -6,8 +6,9 @@ under ``<state_dir>/windows/`` when it opens (its pid, the process's start time,
 CLOCK_MONOTONIC open time) and rewrites it with its close time when it closes; closed entries stay
 :data:`RETAIN_S` seconds so that windows still open can account for the intervals they shared. Files are
 written whole and renamed into place: readers never see half a file and no lock is held across a sampling
-interval. Entries of processes that died without closing are ignored (and removed). A reader lists the
-folder again only when its modification time changed.
+interval. An entry whose process died without closing is closed when a reader notices (and ignored from then
+on): the time it shared before stays shared, so no window takes more than its part of it. A reader lists the
+folder again only when its modification time changed, or changed within the last :data:`RECENT_CHANGE_S`.
 
 A window's share of a GPU's energy over an interval [a, b] (s) is, in order of preference:
 
@@ -42,6 +43,10 @@ RETAIN_S = 600.0
 
 LIVENESS_CHECK_S = 5.0
 """Seconds between checks that the processes of open entries are still alive."""
+
+RECENT_CHANGE_S = 2.0
+"""A folder whose modification time is this recent (s) is listed again even if it looks unchanged: the time
+has the kernel's coarse clock resolution, so two changes a few ms apart may leave the same stamp."""
 
 
 def default_state_dir() -> Path:
@@ -113,13 +118,13 @@ class WindowRegistry:
             mtime = os.stat(self.directory).st_mtime_ns
         except OSError:
             return []
-        if mtime != self._mtime_ns:
+        if mtime != self._mtime_ns or time.time() - mtime / 1e9 < RECENT_CHANGE_S:
             self._mtime_ns = mtime
             self._entries = self._load(now)
             self._checked_s = now
         elif now - self._checked_s >= LIVENESS_CHECK_S:
             self._checked_s = now
-            self._entries = [e for e in self._entries if e.closed_s is not None or _start_ticks(e.pid) == e.start_ticks]
+            self._entries = [self._closed_if_dead(e, now) for e in self._entries]
         return self._entries
 
     # -- internals ---------------------------------------------------------------------------------
@@ -155,14 +160,23 @@ class WindowRegistry:
             entry = self._read(path)
             if entry is None:
                 continue
-            stale = entry.closed_s is not None and now - entry.closed_s > RETAIN_S
-            dead = entry.closed_s is None and _start_ticks(entry.pid) != entry.start_ticks
-            if stale or dead:
+            if entry.closed_s is not None and now - entry.closed_s > RETAIN_S:
                 with contextlib.suppress(OSError):
                     path.unlink()
                 continue
-            out.append(entry)
+            out.append(self._closed_if_dead(entry, now))
         return out
+
+    def _closed_if_dead(self, entry: WindowEntry, now: float) -> WindowEntry:
+        """An open entry whose process is gone, closed at ``now`` (when its death was noticed; the file says so
+        for other readers). Closing it then, not at its unknown last breath, can only leave others a smaller
+        share of the time between: never more than the device drew."""
+        if entry.closed_s is not None or _start_ticks(entry.pid) == entry.start_ticks:
+            return entry
+        closed = WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, now)
+        with contextlib.suppress(OSError):
+            self._write(closed)
+        return closed
 
 
 def equal_share(entries: Iterable[WindowEntry], device: str, a: float, b: float) -> tuple[float, int]:
