@@ -5,12 +5,14 @@ Python task and a tracked BashOperator whose child ignores SIGTERM, leaving no p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from datetime import datetime
+from collections.abc import Iterator
 
 import pytest
 
+from airflow_carbon.core.sources.http import unix_s
 from airflow_helpers import run_dag
 from carbon_testing.gridsim import ElectricityMapsSim
 
@@ -19,28 +21,25 @@ pytestmark = pytest.mark.airflow
 EM_TOKEN = "em-secret-token-aware-51d0"
 
 
-def _unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__CARBON__INTENSITY_CACHE_DIR", str(tmp_path / "intensity-cache"))
-    return tmp_path / "intensity-cache"
-
-
-def _em(monkeypatch, forecast: dict[float, float], *, live_g: float = 100.0) -> ElectricityMapsSim:
+@contextlib.contextmanager
+def _em(monkeypatch, forecast: dict[float, float], *, live_g: float = 100.0, fail_forecast: str | None = None
+        ) -> Iterator[ElectricityMapsSim]:
+    """The Electricity Maps simulator (DE at ``live_g`` g/kWh, this ``forecast``) behind electricitymaps_default."""
     now = time.time()
     hour = now - now % 3600
-    sim = ElectricityMapsSim({"DE": {hour - 3600: live_g, hour: live_g, hour + 3600: live_g}}, token=EM_TOKEN, now_s=now,
-                             forecasts={"DE": forecast})
-    conn = {"conn_type": "electricitymaps", "host": "", "password": EM_TOKEN}
-    sim.__enter__()
-    monkeypatch.setenv("AIRFLOW_CONN_ELECTRICITYMAPS_DEFAULT", json.dumps({**conn, "host": sim.url}))
-    return sim
+    with ElectricityMapsSim({"DE": {hour - 3600: live_g, hour: live_g, hour + 3600: live_g}}, token=EM_TOKEN, now_s=now,
+                            forecasts={"DE": forecast}) as sim:
+        sim.fail_forecast = fail_forecast
+        conn = {"conn_type": "electricitymaps", "host": sim.url, "password": EM_TOKEN}
+        monkeypatch.setenv("AIRFLOW_CONN_ELECTRICITYMAPS_DEFAULT", json.dumps(conn))
+        yield sim
 
 
 def _minutes(values: list[float]) -> tuple[float, dict[float, float]]:
+    """Forecast points a minute apart from the current minute; in its last 15 s, from the next one (so that the
+    run, which starts a few seconds later, is asked to start early in the first minute, whose 400 g it avoids)."""
+    if time.time() % 60 > 45:
+        time.sleep(60.5 - time.time() % 60)
     now = time.time()
     minute = now - now % 60
     return minute, {minute + 60 * k: v for k, v in enumerate(values)}
@@ -50,18 +49,15 @@ def test_a_task_defers_to_the_greenest_minute_and_records_what_it_avoided(airflo
     fake_gpu("count=1; power=const:300")
     # a 1-minute job within 4 minutes: this minute is dirty, the next one clean, then dirty again
     minute, forecast = _minutes([400, 100, 400, 400, 400, 400, 400, 400])
-    sim = _em(monkeypatch, forecast, live_g=100.0)
-    try:
+    with _em(monkeypatch, forecast, live_g=100.0) as sim:
         run, (record,) = run_dag(airflow_dags, "carbon_aware_start")
-    finally:
-        sim.__exit__(None)
     assert run.state == "success"
     shift = record["shift"]
-    requested = _unix(shift["requested_at"])
+    requested = unix_s(shift["requested_at"])
     assert shift["deferred"] is True
-    assert _unix(shift["planned_start"]) == pytest.approx(minute + 60)  # the argmin: the clean minute
-    assert _unix(shift["started_at"]) >= minute + 60 - 0.5
-    assert shift["waited_s"] == pytest.approx(_unix(shift["started_at"]) - requested, abs=0.01)  # ISO times: ms
+    assert unix_s(shift["planned_start"]) == pytest.approx(minute + 60)  # the argmin: the clean minute
+    assert unix_s(shift["started_at"]) >= minute + 60 - 0.5
+    assert shift["waited_s"] == pytest.approx(unix_s(shift["started_at"]) - requested, abs=0.01)  # ISO times: ms
     assert shift["expected_duration_s"] == 60 and shift["expected_duration_from"] == "expected_duration"
     assert shift["start_within_s"] == 240
     assert shift["forecast_g_per_kwh_planned"] == 100
@@ -71,7 +67,7 @@ def test_a_task_defers_to_the_greenest_minute_and_records_what_it_avoided(airflo
     assert shift["forecast_source"] == "Electricity Maps zone DE (Connection 'electricitymaps_default')"
     assert shift["reason"].startswith("waited ")
     # the wait is not measured: the record covers the work (about a second), not the minute before it
-    assert record["duration_s"] < 10 and _unix(record["started_at"]) >= minute + 60 - 0.5
+    assert record["duration_s"] < 10 and unix_s(record["started_at"]) >= minute + 60 - 0.5
     assert record["intensity"]["method"] == "live"
     expected = record["energy_kwh"] * shift["forecast_g_per_kwh_now"] * record["pue"] - record["emissions_g"]
     assert shift["avoided_g"] == pytest.approx(expected) and shift["avoided_g"] > 0
@@ -83,12 +79,8 @@ def test_a_task_defers_to_the_greenest_minute_and_records_what_it_avoided(airflo
 def test_a_failing_forecast_starts_at_once_and_says_why(airflow_dags, fake_gpu, cache_dir, monkeypatch, failure, reason):
     fake_gpu("count=1; power=const:300")
     _, forecast = _minutes([400, 100, 400, 400, 400, 400])
-    sim = _em(monkeypatch, forecast)
-    sim.fail_forecast = failure
-    try:
+    with _em(monkeypatch, forecast, fail_forecast=failure):
         run, (record,) = run_dag(airflow_dags, "carbon_aware_start")
-    finally:
-        sim.__exit__(None)
     assert run.state == "success"
     shift = record["shift"]
     assert shift["deferred"] is False and shift["waited_s"] < 5
@@ -102,13 +94,9 @@ def test_the_expected_duration_defaults_to_the_median_of_the_tasks_recent_succes
                                                                                           cache_dir, monkeypatch):
     fake_gpu("count=1; power=const:300")
     _, forecast = _minutes([400, 100])
-    sim = _em(monkeypatch, forecast)
-    sim.fail_forecast = "503"  # starts at once: the plan's inputs are what this test reads
-    try:
+    with _em(monkeypatch, forecast, fail_forecast="503"):  # starts at once: the plan's inputs are what this test reads
         _, (first,) = run_dag(airflow_dags, "carbon_aware_default_duration")
         _, (second,) = run_dag(airflow_dags, "carbon_aware_default_duration")
-    finally:
-        sim.__exit__(None)
     assert second["task"]["run_id"] != first["task"]["run_id"]
     assert second["shift"]["expected_duration_s"] == pytest.approx(first["duration_s"])
     assert second["shift"]["expected_duration_from"] == "the median of 1 successful tries on record"
