@@ -16,7 +16,6 @@ optimum (the best start by brute force over the actual values). Data: bench/data
 from __future__ import annotations
 
 import csv
-import json
 import random
 import statistics
 import sys
@@ -139,7 +138,6 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = main()
-    if "--table" in sys.argv:
-        print(table(result))
-    print(json.dumps(result))
+    from worker import run  # bench/worker.py (this script's folder is on sys.path)
+
+    run(main, table)

@@ -8,7 +8,6 @@ window with and without a live source, and the requests 50 task processes starti
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -152,7 +151,6 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = main()
-    if "--table" in sys.argv:
-        print(table(result))
-    print(json.dumps(result))
+    from worker import run  # bench/worker.py (this script's folder is on sys.path)
+
+    run(main, table)

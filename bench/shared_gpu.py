@@ -150,7 +150,6 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = main()
-    if "--table" in sys.argv:
-        print(table(result))
-    print(json.dumps(result))
+    from worker import run  # bench/worker.py (this script's folder is on sys.path)
+
+    run(main, table)

@@ -89,6 +89,13 @@ def airflow_dags():
 
 
 @pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A live-intensity cache of the test's own (``[carbon] intensity_cache_dir``): no figure from another test."""
+    monkeypatch.setenv("AIRFLOW__CARBON__INTENSITY_CACHE_DIR", str(tmp_path / "intensity-cache"))
+    return tmp_path / "intensity-cache"
+
+
+@pytest.fixture
 def fake_gpu():
     """Call with a FAKE_NVML_CONFIG text; returns a fake_nvml.FakeGPU (ground truth: true_energy_j)."""
     active: list[fake_nvml.FakeGPU] = []

@@ -7,10 +7,10 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from datetime import datetime
 
 import pytest
 
+from airflow_carbon.core.sources.http import unix_s
 from airflow_helpers import run_dag
 from carbon_testing.gridsim import ElectricityMapsSim, UKCarbonIntensitySim, WattTimeSim
 
@@ -24,16 +24,6 @@ STEP_S = 2.0  # the simulated GB API's intervals: a 2.5 s try crosses at least o
 def _run(airflow_dags, dag_id):
     run, records = run_dag(airflow_dags, dag_id)
     return run, {(r["task"]["task_id"], r["task"]["map_index"]): r for r in records}
-
-
-def _unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__CARBON__INTENSITY_CACHE_DIR", str(tmp_path / "intensity-cache"))
-    return tmp_path / "intensity-cache"
 
 
 def test_mapped_tries_take_their_grams_from_the_hours_they_ran(airflow_dags, fake_gpu, cache_dir, monkeypatch):
@@ -53,14 +43,14 @@ def test_mapped_tries_take_their_grams_from_the_hours_they_ran(airflow_dags, fak
         assert "fallback" not in i
         segments = i["segments"]
         # the segments tile the try, each inside one of the source's intervals, at that interval's figure
-        assert _unix(segments[0]["start"]) == pytest.approx(_unix(record["started_at"]), abs=0.01)
-        assert _unix(segments[-1]["end"]) == pytest.approx(_unix(record["ended_at"]), abs=0.01)
+        assert unix_s(segments[0]["start"]) == pytest.approx(unix_s(record["started_at"]), abs=0.01)
+        assert unix_s(segments[-1]["end"]) == pytest.approx(unix_s(record["ended_at"]), abs=0.01)
         for a, b in itertools.pairwise(segments):
             assert a["end"] == b["start"]
         for s in segments:
-            start = _unix(s["start"])
+            start = unix_s(s["start"])
             interval = start - (start - first) % STEP_S
-            assert s["g_per_kwh"] == series[round(interval, 3)] and _unix(s["end"]) <= interval + STEP_S + 0.001
+            assert s["g_per_kwh"] == series[round(interval, 3)] and unix_s(s["end"]) <= interval + STEP_S + 0.001
         assert sum(s["energy_kwh"] for s in segments) == pytest.approx(record["energy_kwh"], rel=1e-9)
         grams = sum(s["energy_kwh"] * s["g_per_kwh"] for s in segments) * record["pue"]
         assert record["emissions_g"] == pytest.approx(grams, rel=1e-9)

@@ -210,7 +210,12 @@ def test_concurrent_tries_on_the_gpu_worker_add_up_to_at_most_what_its_gpu_drew(
         union += max(0.0, b - max(a, end))
         end = max(end, b)
     attributed = sum(r["gpus"][0]["energy_j"] for r in records)
-    assert attributed <= GPU_W * union * 1.01, f"{attributed:.1f} J attributed, {GPU_W * union:.1f} J drawn"
+    detail = "\n".join(
+        f"{r['task']['task_id']}[{r['task']['map_index']}] try {r['task']['try_number']} {r['status']}: "
+        f"{_ts(r['started_at']) - spans[0][0]:.2f}-{_ts(r['ended_at']) - spans[0][0]:.2f} s, {r['gpus'][0]['energy_j']:.1f} of "
+        f"{r['gpus'][0]['device_energy_j']:.1f} J, {r['gpus'][0]['attribution']}, up to {r['gpus'][0]['concurrent_windows']} windows"
+        for r in sorted(records, key=lambda r: r["started_at"]))
+    assert attributed <= GPU_W * union * 1.01, f"{attributed:.1f} J attributed, {GPU_W * union:.1f} J drawn\n{detail}"
     assert attributed >= GPU_W * union * 0.85, f"{attributed:.1f} J attributed, {GPU_W * union:.1f} J drawn"
     assert any(r["gpus"][0]["attribution"] == "equal-split" for r in records)  # they did overlap
 

@@ -4,7 +4,6 @@ on loopback), the host-wide cache across processes, and every failure falling ba
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pytest
 
@@ -12,15 +11,12 @@ from airflow_carbon import EnergyMeter
 from airflow_carbon.core.intensity import resolve_intensity
 from airflow_carbon.core.intensity_cache import IntensityCache
 from airflow_carbon.core.live import LiveIntensity, LiveSpec
+from airflow_carbon.core.sources.http import unix_s
 from carbon_testing.gridsim import ElectricityMapsSim, UKCarbonIntensitySim, WattTimeSim, lookups_from_processes
 
 pytestmark = pytest.mark.unit
 
 STEP_S = 1.0
-
-
-def _unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _busy(seconds: float) -> None:
@@ -60,7 +56,7 @@ def test_a_window_that_loses_the_source_keeps_its_live_segments(tmp_path, fake_g
     lost = [s for s in i["segments"] if s["source"] != "uk_carbon_intensity"]
     assert live_part and all(not s["estimated"] for s in live_part)
     assert lost and all(s["estimated"] and s["g_per_kwh"] == resolve_intensity("GB").g_per_kwh for s in lost)
-    assert _unix(lost[0]["start"]) == pytest.approx(first + 2)  # from where the known intervals end
+    assert unix_s(lost[0]["start"]) == pytest.approx(first + 2)  # from where the known intervals end
     assert sum(s["energy_kwh"] for s in i["segments"]) == pytest.approx(record["energy_kwh"], rel=1e-9)
 
 

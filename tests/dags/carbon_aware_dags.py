@@ -13,15 +13,9 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import dag, task
 
 from airflow_carbon import CarbonBudgetOperator, tracked
+from carbon_testing.work import spin
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-
-
-def _work(seconds: float) -> int:
-    end, n = time.monotonic() + seconds, 0
-    while time.monotonic() < end:
-        n += sum(i * i for i in range(2_000)) % 7
-    return n
 
 
 @dag(schedule=None, start_date=START, catchup=False)
@@ -29,7 +23,7 @@ def carbon_aware_start():
     @task.carbon(location="DE", intensity_conn_id="electricitymaps_default", start_within=timedelta(minutes=4),
                  expected_duration=timedelta(minutes=1))
     def train() -> None:
-        _work(1.0)
+        spin(1.0)
 
     train()
 
@@ -41,7 +35,7 @@ carbon_aware_start()
 def carbon_aware_default_duration():
     @task.carbon(location="DE", intensity_conn_id="electricitymaps_default", start_within=timedelta(hours=8))
     def train() -> None:
-        _work(0.5)
+        spin(0.5)
 
     train()
 
@@ -68,7 +62,7 @@ carbon_budget_python()
 def carbon_budget_warn():
     @task.carbon(location="FR", co2_budget_g=1e-6)
     def train() -> str:
-        _work(1.0)
+        spin(1.0)
         return "finished"
 
     train()
@@ -101,7 +95,7 @@ def _run_budget_dag(dag_id: str, co2_budget_g: float):
     def run_budget():
         @task.carbon(location="FR")
         def train(seconds: float) -> None:
-            _work(seconds)
+            spin(seconds)
 
         train.expand(seconds=[0.2, 1.0]) >> CarbonBudgetOperator(task_id="budget", co2_budget_g=co2_budget_g)
 

@@ -4,26 +4,19 @@ AIRFLOW_CONN_* variables)."""
 
 from __future__ import annotations
 
-import time
-
 import pendulum
 from airflow.sdk import dag, task
 
+from carbon_testing.work import spin
+
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-
-
-def _work(seconds: float) -> int:
-    end, n = time.monotonic() + seconds, 0
-    while time.monotonic() < end:
-        n += sum(i * i for i in range(2_000)) % 7
-    return n
 
 
 @dag(schedule=None, start_date=START, catchup=False)
 def carbon_live():
     @task.carbon(location="GB", intensity_conn_id="uk_carbon_intensity_default", training_type="fine-tuning")
     def train(seconds: float) -> float:
-        _work(seconds)
+        spin(seconds)
         return seconds
 
     train.expand(seconds=[2.5, 2.5, 0.2])
@@ -33,19 +26,19 @@ def carbon_live():
 def carbon_live_sources():
     @task.carbon(location="FR", intensity_conn_id="electricitymaps_default")
     def fr() -> None:
-        _work(0.2)
+        spin(0.2)
 
     @task.carbon(location="US-CA", intensity_conn_id="watttime_default")
     def california() -> None:
-        _work(0.2)
+        spin(0.2)
 
     @task.carbon(location="FR", intensity_conn_id="no_such_connection")
     def missing() -> None:
-        _work(0.1)
+        spin(0.1)
 
     @task.carbon(location="FR", g_per_kwh=12.0, intensity_conn_id="electricitymaps_default")
     def explicit() -> None:
-        _work(0.1)
+        spin(0.1)
 
     fr()
     california()

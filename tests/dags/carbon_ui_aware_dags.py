@@ -12,12 +12,13 @@ budget that stopped a try.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+
+from carbon_testing.pushed import push_conf_records
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 PUSHED_TASKS = ("train_late", "train_unknown", "train_retried")
@@ -42,19 +43,7 @@ carbon_ui_aware()
 def carbon_ui_aware_pushed():
     @task
     def push(ti=None, dag_run=None) -> None:
-        from airflow_carbon.core.aggregate import task_summary
-        from airflow_carbon.core.record import RecordError, validate_record
-        from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
-
-        identity = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": -1, "hostname": "worker-1", "queue": None}
-        records = [{**r, "task": {**identity, "try_number": n}} for n, r in enumerate(dag_run.conf["records"][ti.task_id], start=1)]
-        valid = []
-        for r in records:
-            with contextlib.suppress(RecordError):
-                valid.append(validate_record(r))
-        ti.xcom_push(key=XCOM_KEY, value=records)
-        if valid:
-            ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(valid))
+        push_conf_records(ti, dag_run)
 
     for task_id in PUSHED_TASKS:
         push.override(task_id=task_id)()

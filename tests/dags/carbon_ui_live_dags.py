@@ -5,10 +5,10 @@ So the UI shows tries measured at a live source's intensity, lost mid-run or fai
 
 from __future__ import annotations
 
-import contextlib
-
 import pendulum
 from airflow.sdk import dag, task
+
+from carbon_testing.pushed import push_conf_records
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 TASKS = ("train_fr", "train_gb", "train_ca")
@@ -18,19 +18,7 @@ TASKS = ("train_fr", "train_gb", "train_ca")
 def carbon_ui_live():
     @task
     def push(ti=None, dag_run=None) -> None:
-        from airflow_carbon.core.aggregate import task_summary
-        from airflow_carbon.core.record import RecordError, validate_record
-        from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
-
-        identity = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": -1, "hostname": "worker-1", "queue": None}
-        records = [{**r, "task": {**identity, "try_number": n}} for n, r in enumerate(dag_run.conf["records"][ti.task_id], start=1)]
-        valid = []
-        for r in records:
-            with contextlib.suppress(RecordError):  # the UI leaves it out: so does the summary it sums
-                valid.append(validate_record(r))
-        ti.xcom_push(key=XCOM_KEY, value=records)
-        if valid:
-            ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(valid))
+        push_conf_records(ti, dag_run)
 
     for task_id in TASKS:
         push.override(task_id=task_id)()
