@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint demo ui bench constraints intensity-table clean
+.PHONY: setup test test-fast lint demo ui bench gpu-check constraints intensity-table clean
 
 # System packages (Debian, apt-get as root), installed only when missing: a C compiler builds the
 # simulated GPU (testing/carbon_testing/fake_nvml); Chromium drives the UI tests (Playwright cannot download its own
@@ -60,6 +60,15 @@ ui: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# On a machine with NVIDIA GPUs and no network: one JSON report, build/gpu-check.json, in about a minute
+# (bench/README.md, "make gpu-check: reading the report"). It needs only `pip install -e .` (no extras; torch
+# is used where importable), so it does not depend on `setup`, which downloads: this checkout's .venv if it
+# has airflow-carbon, else the airflow-carbon on PATH. GPU_CHECK_SECONDS=S sets the load phase (default 20).
+GPU_CHECK := $(if $(wildcard $(VENV)/bin/airflow-carbon),$(VENV)/bin/airflow-carbon,airflow-carbon)
+gpu-check:
+	@command -v $(GPU_CHECK) >/dev/null || { echo "airflow-carbon is not installed here: pip install -e . (no extras needed)"; exit 2; }
+	$(GPU_CHECK) gpu-check --out build/gpu-check.json $(if $(GPU_CHECK_SECONDS),--seconds $(GPU_CHECK_SECONDS))
 
 # Regenerate constraints.txt from a clean virtual environment.
 constraints:

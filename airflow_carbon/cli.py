@@ -12,6 +12,10 @@
 - ``airflow-carbon intensity LOCATION [--source SOURCE | --conn-uri URI] [--forecast] [--json]`` prints the
   grid intensity a task at LOCATION would use: the bundled table's figure, or a live source's current
   figure (and forecast), with the bundled figure it falls back to. Exits 1 where the source gives no figure.
+- ``airflow-carbon gpu-check [--out build/gpu-check.json] [--seconds 20]`` checks this machine's GPUs for
+  airflow-carbon (NVML support, counter vs sampled power vs nvidia-smi under a load, CUDA_VISIBLE_DEVICES and
+  MIG UUIDs, the shared-GPU split) and writes one JSON report (:mod:`airflow_carbon.gpu_check`). Exits 1
+  where a check failed.
 """
 
 from __future__ import annotations
@@ -107,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --apply: when the card has co2_eq_emissions from elsewhere (default fail)")
     c.add_argument("--dry-run", action="store_true", help="with --apply: print the new card instead of writing it")
     _add_intensity_parser(sub)
+    from airflow_carbon.gpu_check import add_arguments as _gpu_check_arguments
+
+    _gpu_check_arguments(sub.add_parser(
+        "gpu-check",
+        help="check this machine's NVIDIA GPUs for airflow-carbon and write one JSON report",
+        description="List the GPUs and what NVML supports on each, run a load (torch matmuls where torch is "
+        "importable, else idle), compare the energy counter, sampled power and nvidia-smi's power.draw, check a "
+        "CUDA_VISIBLE_DEVICES GPU UUID and MIG UUID and the split of a GPU shared by two windows, and write one "
+        "JSON report (bench/README.md: 'make gpu-check: reading the report'). Exits 1 where a check failed.",
+    ))
     return parser
 
 
@@ -655,6 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return records_command(args)
     if args.command == "intensity":
         return intensity_command(args)
+    if args.command == "gpu-check":
+        from airflow_carbon.gpu_check import command as gpu_check_command
+
+        return gpu_check_command(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

@@ -27,6 +27,12 @@
  *   counter=1|0         energy counter supported (default 1); 0 -> the
  *                       counter returns NOT_SUPPORTED (3), like pre-Volta
  *   counter_base_mj=N   counter value at trace time 0 (default 1000000)
+ *   instant_power=1|0   nvmlDeviceGetFieldValues answers the instant power
+ *                       field NVML_FI_DEV_POWER_INSTANT (186) with the trace
+ *                       power in mW, unsigned int (default 1); 0 -> that
+ *                       field's nvmlReturn is NOT_SUPPORTED (3).  Every other
+ *                       field id, and any field on a MIG handle, is
+ *                       NOT_SUPPORTED; the call itself returns SUCCESS
  *   power=SPEC          power trace in watts as a function of trace time t:
  *       const:W                 constant (default const:100)
  *       square:LOW:HIGH:PERIOD  HIGH while (t mod PERIOD) < PERIOD/2, else
@@ -99,7 +105,7 @@ typedef struct {
 
 typedef struct {
     char name[96], uuid[96], pci[32], power[512], proc_util[512];
-    int cc_major, cc_minor, counter, mig;
+    int cc_major, cc_minor, counter, mig, instant;
     unsigned mig_slices[MAXMIG];
     unsigned long long base_mj, mem_mib;
     double epoch, lost_at, reset_at, limit_w;
@@ -235,7 +241,7 @@ static void gpu_defaults(gpu_t *g, unsigned i)
     snprintf(g->uuid, sizeof g->uuid, "GPU-%08x-0000-4000-8000-%012x", 0xfa4e0000u + i, i);
     snprintf(g->pci, sizeof g->pci, "00000000:%02X:00.0", 0x10 + i * 0x10);
     snprintf(g->power, sizeof g->power, "const:100");
-    g->cc_major = 9; g->cc_minor = 0; g->counter = 1; g->mig = 0;
+    g->cc_major = 9; g->cc_minor = 0; g->counter = 1; g->mig = 0; g->instant = 1;
     g->base_mj = 1000000ULL; g->mem_mib = 143771ULL;
     g->epoch = 0; g->limit_w = 700;
     g->lost_at = INFINITY; g->reset_at = INFINITY;
@@ -265,6 +271,7 @@ static int gpu_apply(gpu_t *g, const char *k, const char *v)
     STR("power", g->power)
     STR("proc_util", g->proc_util)
     NUM("counter", g->counter = d != 0)
+    NUM("instant_power", g->instant = d != 0)
     NUM("counter_base_mj", if (d < 0) return -2; g->base_mj = (unsigned long long)d)
     NUM("epoch", g->epoch = d)
     NUM("power_limit_w", if (d <= 0) return -2; g->limit_w = d)
@@ -623,6 +630,42 @@ static nvmlReturn_t do_power(nvmlDevice_t d, unsigned *mw)
     return OK;
 }
 
+/* nvmlFieldValue_t: 40 bytes, as nvml.h (and pynvml's c_nvmlFieldValue_t) lay it out */
+typedef union {
+    double dVal; unsigned uiVal; unsigned long ulVal; unsigned long long ullVal;
+    long long sllVal; int siVal; unsigned short usVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    unsigned valueType, nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+enum { FI_DEV_POWER_INSTANT = 186, VALUE_TYPE_UNSIGNED_INT = 1 };
+
+static nvmlReturn_t do_field_values(nvmlDevice_t d, int count, nvmlFieldValue_t *v)
+{
+    DEV(d);
+    NOPTR(v);
+    if (count < 0) return E_INVAL;
+    double t = trace_time(g);
+    for (int i = 0; i < count; i++) {
+        v[i].timestamp = (long long)(now_monotonic() * 1e6);
+        v[i].latencyUsec = 0;
+        memset(&v[i].value, 0, sizeof v[i].value);
+        if (v[i].fieldId == FI_DEV_POWER_INSTANT && mig < 0 && g->instant) {
+            double w = tr_power(&g->tr, t);
+            v[i].valueType = VALUE_TYPE_UNSIGNED_INT;
+            v[i].value.uiVal = w > 0 ? (unsigned)llround(1000.0 * w) : 0;
+            v[i].nvmlReturn = OK;
+        } else {
+            v[i].valueType = VALUE_TYPE_UNSIGNED_INT;
+            v[i].nvmlReturn = E_NOTSUP;
+        }
+    }
+    return OK;
+}
+
 static nvmlReturn_t do_limit(nvmlDevice_t d, unsigned *mw)
 {
     DEV(d);
@@ -852,6 +895,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetPciInfoExt(nvmlDevice_t d, nvmlPciInfoExt_t *p)
 EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t d, int *a, int *b) { LOCKED(do_cc(d, a, b)); }
 EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long long *e) { LOCKED(do_energy(d, e)); }
 EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned *p) { LOCKED(do_power(d, p)); }
+EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int n, nvmlFieldValue_t *v) { LOCKED(do_field_values(d, n, v)); }
 EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned *p) { LOCKED(do_limit(d, p)); }
 EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t d, unsigned *p) { LOCKED(do_limit(d, p)); }
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) { LOCKED(do_mem(d, m)); }
