@@ -91,7 +91,9 @@ def overhead_worker(config: str) -> dict:
     from airflow_carbon import EnergyMeter
 
     ours_full, ours_start_stop = [], []
-    EnergyMeter(location="FR").start()  # warm-up: NVML init and lazy imports happen once per process
+    warm = EnergyMeter(location="FR")  # warm-up: NVML init and lazy imports happen once per process
+    warm.start()
+    warm.stop()
     for _ in range(OVERHEAD_WINDOWS):
         a = time.perf_counter()
         meter = EnergyMeter(location="FR")

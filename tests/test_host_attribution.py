@@ -287,7 +287,7 @@ def test_two_concurrent_windows_share_the_packages_without_double_counting(tmp_p
 # -- RAM: PSS --------------------------------------------------------------------------------------
 
 
-def test_pss_counts_a_mapping_shared_with_a_forked_child_once(tmp_path):
+def test_pss_counts_a_mapping_shared_with_a_forked_child_once(tmp_path, monkeypatch):
     """200 MB written before fork in a shared mapping the child then reads: the tree's RSS counts them
     in both processes, its PSS once; the RAM energy follows PSS."""
     size = 200 * 1024 * 1024
@@ -295,6 +295,7 @@ def test_pss_counts_a_mapping_shared_with_a_forked_child_once(tmp_path):
     shared = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS
     for i in range(0, size, page):
         shared[i] = 1
+    monkeypatch.setattr(host, "PSS_FIRST_READ_S", 0.0)
     before = tree_sample(pss=True)
     assert before.pss_bytes is not None, before.pss_error
     ready_r, ready_w = os.pipe()
@@ -317,7 +318,7 @@ def test_pss_counts_a_mapping_shared_with_a_forked_child_once(tmp_path):
         assert os.read(ready_r, 1) == b"1"
         window = HostWindow(powercap_root=str(tmp_path / "no-rapl"), ram_w_per_gb=1.0)
         t0 = time.monotonic()
-        window.start(t0)
+        window.start(t0)  # PSS_FIRST_READ_S is 0 here: read from the start, not after the first second
         time.sleep(0.2)
         window.sample(time.monotonic())
         time.sleep(0.2)
@@ -355,8 +356,9 @@ def test_unreadable_pss_falls_back_to_rss(tmp_path, monkeypatch):
 
 def test_pss_is_read_less_often_when_a_read_is_costly(tmp_path, monkeypatch):
     """PSS is read at a sample when the last read cost at most PSS_READ_BUDGET of the time since. A budget
-    that makes any read cheap: at every 1 Hz sample; one that makes any read costly: only at the start,
-    the later samples scaling their RSS by the last PSS / RSS ratio. (The real budget's outcome depends on
+    that makes any read cheap: at every 1 Hz sample from the first (not at the start: PSS_FIRST_READ_S); one
+    that makes any read costly: only at the first, the later samples scaling their RSS by the last PSS / RSS
+    ratio, the earlier one by the first read's. (The real budget's outcome depends on
     the tree's size: ~10 us per resident MB.)"""
     reads: list[bool] = []
     real = host.tree_sample
@@ -366,7 +368,7 @@ def test_pss_is_read_less_often_when_a_read_is_costly(tmp_path, monkeypatch):
         return real(root_pid, pss=pss)
 
     monkeypatch.setattr(host, "tree_sample", counting)
-    for budget, expected in ((1.0, [True] * 4), (1e-9, [True, False, False, False])):
+    for budget, expected in ((1.0, [False, True, True, True]), (1e-9, [False, True, False, False])):
         monkeypatch.setattr(host, "PSS_READ_BUDGET", budget)
         reads.clear()
         window = HostWindow(powercap_root=str(tmp_path))
@@ -376,6 +378,11 @@ def test_pss_is_read_less_often_when_a_read_is_costly(tmp_path, monkeypatch):
         _cpu, ram, _ = window.read(3.0, 3.0)
         assert reads == expected
         assert ram["memory"] == "pss" and 0 < ram["mean_pss_gb"] <= ram["mean_rss_gb"] * 1.01
+    # a window shorter than the first read says its RAM figure is RSS's
+    window = HostWindow(powercap_root=str(tmp_path))
+    window.start(0.0)
+    _cpu, ram, _ = window.read(0.5, 0.5)
+    assert ram["memory"] == "rss" and "mean_pss_gb" not in ram
 
 
 def test_pss_read_cost_grows_with_the_trees_memory_but_stays_small():

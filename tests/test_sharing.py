@@ -60,11 +60,11 @@ def test_the_registry_keeps_closed_windows_a_while_and_ignores_dead_processes(tm
     # a window whose process died without closing: closed when its death is noticed, ignored from then on,
     # while the time it shared before stays shared (no window takes all of it)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / "windows" / "dead-1.json").write_text(json.dumps(
-        {"pid": int(dead.stdout), "start_ticks": 1, "devices": ["GPU-a"], "opened_s": 10.0, "closed_s": None}))
+    dead_key = f"{int(dead.stdout)}_1_{10 * 10**9}_1"
+    (tmp_path / "windows" / f"{dead_key}.open").write_text(json.dumps({"devices": ["GPU-a"]}))
     entries = {e.key: e for e in registry.entries(14.0)}
-    assert set(entries) == {key, "dead-1"} and entries["dead-1"].closed_s == 14.0
-    assert json.loads((tmp_path / "windows" / "dead-1.json").read_text())["closed_s"] == 14.0  # for other readers too
+    assert set(entries) == {key, dead_key} and entries[dead_key].closed_s == 14.0
+    assert (tmp_path / "windows" / f"{dead_key}.{14 * 10**9}.closed").exists()  # for other readers too
     assert equal_share(list(entries.values()), "GPU-a", 11.0, 12.0) == (0.5, 2)  # not 1.0: it was open then
     assert registry.entries(14.0 + 601.0) == []  # closed long ago: pruned
 

@@ -140,6 +140,10 @@ PSS_READ_BUDGET = 0.002
 """Fraction of the wall time that reading PSS may take: after a read that took c s, the next one waits
 c / PSS_READ_BUDGET s (a 1 ms read: every 0.5 s, so at every 1 Hz sample; a 10 ms read: every 5 s)."""
 
+PSS_FIRST_READ_S = 1.0
+"""Seconds after a window's start of its first PSS read (the meter's first host sample): reading PSS costs
+milliseconds for a large tree, which a task's start-up should not pay; a shorter window reports RSS."""
+
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
 """Fields of /proc/stat's ``cpu`` line that are busy time: user, nice, system, irq, softirq, steal
 (guest and guest_nice, fields 8 and 9, are already inside user and nice; idle and iowait are not busy)."""
@@ -351,6 +355,7 @@ class HostWindow:
     _pss_ratio: float = 1.0  # the tree's PSS / RSS at the last PSS read
     _pss_reason: str | None = None  # why PSS is not used; None while it is read
     _next_pss_t: float = 0.0  # monotonic s: PSS is read at the first sample at or after it
+    _pss_reads: int = 0  # PSS reads in this window (none yet: the RAM figure is RSS's)
     _errors: list[str] = field(default_factory=list)
 
     def start(self, t: float) -> None:
@@ -363,8 +368,9 @@ class HostWindow:
             except (OSError, ValueError) as exc:
                 self._busy_reason = f"{self.proc_root}/stat is unreadable ({getattr(exc, 'strerror', None) or exc})"
         self._attributed_uj, self._errors = 0.0, []
-        self._rss, self._pss, self._pss_reason, self._pss_ratio, self._next_pss_t = [], [], None, 1.0, t
-        tree = self._sample_tree(t, force_pss=True)
+        self._rss, self._pss, self._pss_reason, self._pss_ratio = [], [], None, 1.0
+        self._next_pss_t, self._pss_reads = t + PSS_FIRST_READ_S, 0  # not on the start-up path: ms for a big tree
+        tree = self._sample_tree(t, force_pss=False)
         self._cpu_start_s = self._last_tree_cpu_s = tree.cpu_s
 
     def sample(self, t: float) -> float:
@@ -409,6 +415,9 @@ class HostWindow:
                 return tree
             if tree.rss_bytes > 0:
                 self._pss_ratio = min(1.0, tree.pss_bytes / tree.rss_bytes)
+            if self._pss_reads == 0:  # the samples before the first read: their RSS x this read's PSS / RSS
+                self._pss = [(ts, v * self._pss_ratio) for ts, v in self._pss]
+            self._pss_reads += 1
             self._pss.append((t, tree.pss_bytes))
             self._next_pss_t = t + cost_s / PSS_READ_BUDGET  # cost_s includes the stat walk: an upper bound
         elif self._pss_reason is None:  # between reads: this sample's RSS x the last read's PSS / RSS
@@ -458,7 +467,7 @@ class HostWindow:
             if duration_s > 0:
                 cpu["mean_utilization_percent"] = 100.0 * cpu_time_s / (duration_s * cpus)
         mean_rss_gb = _time_mean(self._rss) / BYTES_PER_GB
-        use_pss = self._pss_reason is None and bool(self._pss)
+        use_pss = self._pss_reason is None and self._pss_reads > 0  # a window shorter than the first read: RSS, said so
         memory_gb = _time_mean(self._pss) / BYTES_PER_GB if use_pss else mean_rss_gb
         ram: Component = {
             "energy_kwh": j_to_kwh(memory_gb * self.ram_w_per_gb * duration_s),

@@ -2,13 +2,13 @@
 energy per interval. No Airflow.
 
 Every window (a task try, an ``airflow-carbon measure``, an ``EnergyMeter``) on a host writes one small file
-under ``<state_dir>/windows/`` when it opens (its pid, the process's start time, the GPUs it measures, its
-CLOCK_MONOTONIC open time) and rewrites it with its close time when it closes; closed entries stay
-:data:`RETAIN_S` seconds so that windows still open can account for the intervals they shared. Files are
-written whole and renamed into place: readers never see half a file and no lock is held across a sampling
-interval. An entry whose process died without closing is closed when a reader notices (and ignored from then
+under ``<state_dir>/windows/`` when it opens: its name holds the pid, the process's start time and the
+CLOCK_MONOTONIC open time, the file the GPUs it measures; a close renames it to carry the close time too.
+Closed entries stay :data:`RETAIN_S` seconds so that windows still open can account for the intervals they
+shared. Files are written whole and renamed into place: readers never see half a file and no lock is held
+across a sampling interval. An entry whose process died without closing is closed when a reader notices (and ignored from then
 on): the time it shared before stays shared, so no window takes more than its part of it. A reader lists the
-folder again only when its modification time changed, or changed within the last :data:`RECENT_CHANGE_S`.
+folder again only when its modification time changed, or is as late as its last listing (:data:`COARSE_CLOCK_S`).
 
 A window's share of a GPU's energy over an interval [a, b] (s) is, in order of preference:
 
@@ -38,15 +38,16 @@ from pathlib import Path
 
 __all__ = ["RETAIN_S", "WindowEntry", "WindowRegistry", "default_state_dir", "equal_share", "utilization_share"]
 
-RETAIN_S = 600.0
-"""Seconds a closed window's entry is kept, so that windows still open can account for the time they shared."""
+RETAIN_S = 60.0
+"""Seconds a closed window's entry is kept, so that windows still open can account for the time they shared
+(each accounts for it at its next host sample, a second later, or at its end)."""
 
 LIVENESS_CHECK_S = 5.0
 """Seconds between checks that the processes of open entries are still alive."""
 
-RECENT_CHANGE_S = 2.0
-"""A folder whose modification time is this recent (s) is listed again even if it looks unchanged: the time
-has the kernel's coarse clock resolution, so two changes a few ms apart may leave the same stamp."""
+COARSE_CLOCK_S = 0.05
+"""A folder's modification time has the kernel's coarse clock resolution (a few ms): a change this close (s)
+to the last listing may leave the stamp it had then, so the folder is listed once more."""
 
 
 def default_state_dir() -> Path:
@@ -81,45 +82,59 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
+_DEVICES: dict[str, tuple[str, ...]] = {}
+"""The devices of each window key read so far in this process (a window's devices never change)."""
+
+
 class WindowRegistry:
-    """The windows open on this host, in ``directory`` (:func:`default_state_dir` when None). Thread-safe
-    enough for one writer per window: each window writes only its own file."""
+    """The windows open on this host, in ``directory`` (:func:`default_state_dir` when None). A window's
+    identity and times are in its file's name (``<pid>_<start ticks>_<opened ns>_<n>.open``, renamed
+    ``...<closed ns>.closed`` when it closes: one atomic rename); its devices in the file (read once per
+    process). Each window writes only its own file."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.directory = (Path(directory) if directory is not None else default_state_dir()) / "windows"
         self._mtime_ns = -1
+        self._listed_s = 0.0  # wall time (s) of the last listing
         self._entries: list[WindowEntry] = []
         self._checked_s = 0.0
-        self._count = 0
 
     def __repr__(self) -> str:
         return f"WindowRegistry({str(self.directory)!r})"
 
     def open(self, devices: Sequence[str], t: float) -> str:
         """Register a window on ``devices`` opened at ``t`` (monotonic s); returns its key. Raises OSError."""
+        global _OPENED
         self.directory.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
-        self._count += 1
-        key = f"{pid}-{time.monotonic_ns()}-{self._count}"
-        self._write(WindowEntry(key, pid, _start_ticks(pid) or 0, tuple(devices), t))
+        _OPENED += 1
+        key = f"{pid}_{_start_ticks(pid) or 0}_{round(t * 1e9)}_{_OPENED}"
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"devices": list(devices)}, fh)
+            os.replace(tmp, self.directory / f"{key}.open")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _DEVICES[key] = tuple(devices)
         return key
 
     def close(self, key: str, t: float) -> None:
         """Mark the window ``key`` closed at ``t`` (monotonic s). Never raises."""
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            entry = self._read(self.directory / f"{key}.json")
-            if entry is not None:
-                self._write(WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, t))
+        with contextlib.suppress(OSError):
+            os.rename(self.directory / f"{key}.open", self.directory / f"{key}.{round(t * 1e9)}.closed")
 
     def entries(self, now: float | None = None) -> list[WindowEntry]:
-        """The entries of live or recently closed windows (read again only when the folder changed)."""
+        """The entries of live or recently closed windows (the folder listed again only when it changed)."""
         now = time.monotonic() if now is None else now
         try:
             mtime = os.stat(self.directory).st_mtime_ns
         except OSError:
             return []
-        if mtime != self._mtime_ns or time.time() - mtime / 1e9 < RECENT_CHANGE_S:
-            self._mtime_ns = mtime
+        if mtime != self._mtime_ns or mtime / 1e9 >= self._listed_s - COARSE_CLOCK_S:
+            self._mtime_ns, self._listed_s = mtime, time.time()
             self._entries = self._load(now)
             self._checked_s = now
         elif now - self._checked_s >= LIVENESS_CHECK_S:
@@ -128,55 +143,54 @@ class WindowRegistry:
         return self._entries
 
     # -- internals ---------------------------------------------------------------------------------
-    def _write(self, entry: WindowEntry) -> None:
-        data = {"pid": entry.pid, "start_ticks": entry.start_ticks, "devices": list(entry.devices),
-                "opened_s": entry.opened_s, "closed_s": entry.closed_s}
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self.directory / f"{entry.key}.json")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    @staticmethod
-    def _read(path: Path) -> WindowEntry | None:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-            return WindowEntry(path.stem, int(data["pid"]), int(data["start_ticks"]), tuple(data["devices"]),
-                               float(data["opened_s"]), None if data["closed_s"] is None else float(data["closed_s"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
     def _load(self, now: float) -> list[WindowEntry]:
         out = []
         try:
-            paths = [p for p in self.directory.iterdir() if p.suffix == ".json"]
+            names = os.listdir(self.directory)
         except OSError:
             return []
-        for path in paths:
-            entry = self._read(path)
+        for name in names:
+            entry = self._parse(name)
             if entry is None:
                 continue
             if entry.closed_s is not None and now - entry.closed_s > RETAIN_S:
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    os.unlink(self.directory / name)
                 continue
             out.append(self._closed_if_dead(entry, now))
         return out
 
+    def _parse(self, name: str) -> WindowEntry | None:
+        """The entry a file name stands for (its devices read once); None for anything else."""
+        parts = name.split(".")
+        if len(parts) not in (2, 3) or parts[-1] not in ("open", "closed") or (parts[-1] == "closed") != (len(parts) == 3):
+            return None
+        key = parts[0]
+        try:
+            pid, ticks, opened_ns, _ = (int(x) for x in key.split("_"))
+            closed_s = int(parts[1]) / 1e9 if len(parts) == 3 else None
+        except ValueError:
+            return None
+        devices = _DEVICES.get(key)
+        if devices is None:
+            try:
+                devices = _DEVICES[key] = tuple(json.loads((self.directory / name).read_text("utf-8"))["devices"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None  # renamed meanwhile (read again at the next listing), or not ours
+        return WindowEntry(key, pid, ticks, devices, opened_ns / 1e9, closed_s)
+
     def _closed_if_dead(self, entry: WindowEntry, now: float) -> WindowEntry:
-        """An open entry whose process is gone, closed at ``now`` (when its death was noticed; the file says so
-        for other readers). Closing it then, not at its unknown last breath, can only leave others a smaller
-        share of the time between: never more than the device drew."""
+        """An open entry whose process is gone, closed at ``now`` (when its death was noticed; the file's name
+        says so for other readers). Closing it then, not at its unknown last breath, can only leave others a
+        smaller share of the time between: never more than the device drew."""
         if entry.closed_s is not None or _start_ticks(entry.pid) == entry.start_ticks:
             return entry
-        closed = WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, now)
-        with contextlib.suppress(OSError):
-            self._write(closed)
-        return closed
+        self.close(entry.key, now)
+        return WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, now)
+
+
+_OPENED = 0
+"""Windows this process opened (the last part of a key: one process may open several at once)."""
 
 
 def equal_share(entries: Iterable[WindowEntry], device: str, a: float, b: float) -> tuple[float, int]:
