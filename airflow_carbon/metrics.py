@@ -61,14 +61,23 @@ _marks: dict[tuple[Any, ...], tuple[float, float]] = {}
 _warned: set[str] = set()
 
 
+def _active() -> Any:
+    """This process's backend, or None where metrics are off (or it could not be built: warned). Never raises."""
+    if _backend is None:
+        return None
+    try:
+        return _get()
+    except Exception as exc:
+        _warn("emit", f"airflow-carbon: carbon metrics are off in this process: {exc!r}")
+        return None
+
+
 def emit_try(record: dict[str, Any]) -> None:
     """Add a finished try's energy (J) and emissions (mg) to the counters. Never raises."""
-    if _backend is None:
+    backend = _active()
+    if backend is None:
         return
     try:
-        backend = _get()
-        if backend is None:
-            return
         _marks.pop(_try_key(record), None)
         task = record.get("task") or {}
         backend.count(ENERGY_J, round(kwh_to_j(record["energy_kwh"])), task, _tags(record))
@@ -81,12 +90,10 @@ def emit_try(record: dict[str, Any]) -> None:
 def emit_power(record: dict[str, Any]) -> None:
     """At a running try's checkpoint (its record so far): the gauge of its mean power since the previous
     checkpoint. Runs on the meter's sampling thread. Never raises."""
-    if _backend is None:
+    backend = _active()
+    if backend is None:
         return
     try:
-        backend = _get()
-        if backend is None:
-            return
         key = _try_key(record)
         energy_j, duration_s = kwh_to_j(record["energy_kwh"]), float(record["duration_s"])
         last_j, last_s = _marks.get(key, (0.0, 0.0))

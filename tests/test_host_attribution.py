@@ -103,6 +103,22 @@ def _spin(window: HostWindow, cpu_s: float, samples: int, before_sample: Callabl
         window.sample(time.monotonic())
 
 
+def _bracketed(window: HostWindow, seconds: float, before_read: Callable[[], None]) -> tuple[dict, list[str], tuple[float, float]]:
+    """Run ``window`` over a CPU-bound loop of ``seconds`` (4 samples), ``before_read`` updating the fake counters
+    before each read; its cpu component, warnings, and the shortest and longest its span can have been (s)."""
+    before_start = time.monotonic()
+    before_read()
+    window.start(time.monotonic())
+    after_start = time.monotonic()
+    _spin(window, seconds, samples=4, before_sample=before_read)
+    before_end = time.monotonic()
+    before_read()
+    t1 = time.monotonic()
+    cpu, _ram, warnings = window.read(t1, t1 - after_start)
+    after_end = time.monotonic()
+    return cpu, warnings, (before_end - after_start, after_end - before_start)
+
+
 # -- RAPL split by CPU-time share -----------------------------------------------------------------
 
 
@@ -179,22 +195,13 @@ def test_a_window_whose_host_is_twice_as_busy_as_its_tree_gets_half_the_energy(t
 
     with _every(0.01, rapl):
         window = HostWindow(powercap_root=str(tmp_path / "powercap"), proc_root=str(proc))
-        before_start = time.monotonic()
-        before_read()
-        window.start(time.monotonic())
-        after_start = time.monotonic()
-        _spin(window, 2.0, samples=4, before_sample=before_read)
-        before_end = time.monotonic()
-        before_read()
-        t1 = time.monotonic()
-        cpu, _ram, warnings = window.read(t1, t1 - after_start)
-        after_end = time.monotonic()
+        cpu, warnings, (lowest_s, highest_s) = _bracketed(window, 2.0, before_read)
 
     assert cpu["method"] == "rapl" and cpu["attribution"] == "cpu-time-share"
     assert cpu["cpu_time_s"] > 0.5  # the loop ran
     # the packages' energy: 100 W over the window, whose ends lie within the brackets however loaded the host
     device_j = cpu["device_energy_kwh"] * J_PER_KWH
-    assert WATTS * (before_end - after_start) - 1e-3 <= device_j <= WATTS * (after_end - before_start) + 1e-3
+    assert WATTS * lowest_s - 1e-3 <= device_j <= WATTS * highest_s + 1e-3
     assert cpu["share"] == pytest.approx(0.5, abs=0.025)
     assert cpu["energy_kwh"] * J_PER_KWH == pytest.approx(device_j * 0.5, rel=0.05)
     assert cpu["energy_kwh"] == pytest.approx(cpu["device_energy_kwh"] * cpu["share"])
@@ -228,23 +235,14 @@ def test_a_competing_process_on_the_real_host_lowers_the_share(tmp_path):
         rapl = _rapl_at(energy, WATTS)
         with _every(0.01, rapl):
             window = HostWindow(powercap_root=str(tmp_path / "powercap"))
-            before_start = time.monotonic()
-            rapl()
-            window.start(time.monotonic())
-            after_start = time.monotonic()
-            _spin(window, 1.0, samples=4, before_sample=rapl)
-            before_end = time.monotonic()
-            rapl()
-            t1 = time.monotonic()
-            cpu, _ram, _ = window.read(t1, t1 - after_start)
-            after_end = time.monotonic()
+            cpu, _, (lowest_s, highest_s) = _bracketed(window, 1.0, rapl)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(competitor, signal.SIGKILL)
     assert cpu["attribution"] == "cpu-time-share"
     assert 0.05 < cpu["share"] < 0.8, cpu
     device_j = cpu["device_energy_kwh"] * J_PER_KWH
-    assert WATTS * (before_end - after_start) - 1e-3 <= device_j <= WATTS * (after_end - before_start) + 1e-3
+    assert WATTS * lowest_s - 1e-3 <= device_j <= WATTS * highest_s + 1e-3
     assert cpu["energy_kwh"] == pytest.approx(cpu["device_energy_kwh"] * cpu["share"])
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from carbon_testing.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -147,14 +148,7 @@ class OtlpSink:
 
     def wait_for(self, predicate: Callable[[OtlpPoint], bool], timeout: float = 5.0) -> list[OtlpPoint]:
         """The points matching ``predicate`` once there is at least one (AssertionError after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [p for p in self.points() if predicate(p)]
-            if found or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        assert found, f"no matching OTLP data point within {timeout} s; received: {sorted({p.name for p in self.points()})}"
-        return found
+        return wait_for(self.points, predicate, timeout, f"OTLP data points {sorted({p.name for p in self.points()})}")
 
     def close(self) -> None:
         self._server.shutdown()

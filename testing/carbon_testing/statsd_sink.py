@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from carbon_testing.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,7 @@ class StatsdSink:
 
     def wait_for(self, predicate: Callable[[StatsdMetric], bool], timeout: float = 5.0) -> list[StatsdMetric]:
         """The metrics matching ``predicate`` once there is at least one (AssertionError after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [m for m in self.metrics() if predicate(m)]
-            if found or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        assert found, f"no matching StatsD metric within {timeout} s; received: {self.lines()}"
-        return found
+        return wait_for(self.metrics, predicate, timeout, f"StatsD lines {self.lines()}")
 
     def close(self) -> None:
         self._closed.set()
