@@ -143,7 +143,9 @@ def test_statsd_counters_and_power_gauges_of_a_checkpointed_try(airflow_dags, fa
     assert len(gauges) == 2  # checkpoints at 1 s and 2 s of a 2.5 s try
     mean_w = steady["energy_kwh"] * 3.6e6 / steady["duration_s"]  # the simulated GPU's 300 W, plus CPU and RAM
     for watts in gauges:
-        assert 0.99 * GPU_W <= watts == pytest.approx(mean_w, rel=0.05)  # the GPU's counter: whole mJ
+        # the GPU (its counter: whole mJ) is in it; 3 % for the time between reading the clock and the counter
+        # on a loaded machine (a thread switch is 5 ms)
+        assert 0.97 * GPU_W <= watts == pytest.approx(mean_w, rel=0.05)
     assert not [m for m in lines if m.name.startswith("airflow.carbon.power_w.carbon_metrics.quick")]  # no checkpoint
 
 
@@ -201,7 +203,7 @@ def test_opentelemetry_counters_and_gauge_leave_as_the_try_ends(airflow_dags, fa
     gauges = [p for p in points if p.name == "airflow.carbon.power_w"]
     assert gauges and all(p.kind == "gauge" and p.attributes["task_id"] == "steady" and p.attributes["queue"] == "gpu" for p in gauges)
     mean_w = steady["energy_kwh"] * 3.6e6 / steady["duration_s"]
-    assert 0.99 * GPU_W <= gauges[-1].value == pytest.approx(mean_w, rel=0.05)  # the last checkpoint's, since the one before
+    assert 0.97 * GPU_W <= gauges[-1].value == pytest.approx(mean_w, rel=0.05)  # the last checkpoint's, since the one before
 
 
 def _replace_global_meter_provider(provider):

@@ -65,8 +65,16 @@ def test_the_registry_keeps_closed_windows_a_while_and_ignores_dead_processes(tm
     entries = {e.key: e for e in registry.entries(14.0)}
     assert set(entries) == {key, dead_key} and entries[dead_key].closed_s == 14.0
     assert (tmp_path / "windows" / f"{dead_key}.{14 * 10**9}.closed").exists()  # for other readers too
+    # one that died before a window opens is closed at its opening: that window never shares with it
+    gone_key = f"{int(dead.stdout)}_1_{15 * 10**9}_2"
+    (tmp_path / "windows" / f"{gone_key}.open").write_text(json.dumps({"devices": ["GPU-a"]}))
+    later = WindowRegistry(tmp_path).open(["GPU-a"], 20.0)
+    entries = {e.key: e for e in WindowRegistry(tmp_path).entries(21.0)}
+    assert entries[gone_key].closed_s == 20.0 and equal_share(list(entries.values()), "GPU-a", 20.0, 21.0)[0] == 1.0
+    assert entries[later].closed_s is None
+    WindowRegistry(tmp_path).close(later, 21.0)
     assert equal_share(list(entries.values()), "GPU-a", 11.0, 12.0) == (0.5, 2)  # not 1.0: it was open then
-    assert registry.entries(14.0 + 601.0) == []  # closed long ago: pruned
+    assert registry.entries(21.0 + 61.0) == []  # closed over a minute ago: pruned
 
 
 # -- real windows on one simulated GPU ------------------------------------------------------------------

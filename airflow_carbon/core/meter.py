@@ -247,10 +247,10 @@ class EnergyMeter:
             # a fixed schedule from the start: a late tick does not push every later checkpoint back
             while self._next_checkpoint_t <= t:
                 self._next_checkpoint_t += self.checkpoint_interval_s
-            self._checkpoint(t)
+            self._checkpoint()
         if t >= self._next_progress_t:
             self._next_progress_t = t + PROGRESS_INTERVAL_S
-            self._progress(t)
+            self._progress()
         return fast
 
     def _so_far(self, t: float) -> tuple[float, list[GpuEntry], Component, Component, list[str]]:
@@ -265,10 +265,11 @@ class EnergyMeter:
         warnings.extend(host_warnings)
         return duration_s, gpu_entries, cpu, ram, warnings
 
-    def _checkpoint(self, t: float) -> None:
-        """Hand the record so far to ``on_checkpoint``; runs on the sampling thread, never raises."""
+    def _checkpoint(self) -> None:
+        """Hand the record so far to ``on_checkpoint``; runs on the sampling thread, never raises. Its time is
+        read now, just before the counters, not at the tick's start: the tick's other reads come between."""
         try:
-            duration_s, gpu_entries, cpu, ram, warnings = self._so_far(t)
+            duration_s, gpu_entries, cpu, ram, warnings = self._so_far(time.monotonic())
             record = self._build_record(self._wall0 + duration_s, duration_s, gpu_entries, cpu, ram, [*self._warnings, *warnings])
             self._energy_points.append((self._wall0 + duration_s, kwh_to_j(record["energy_kwh"])))
             record["warnings"].append(f"checkpoint after {duration_s:.0f} s: the window was still open")
@@ -276,10 +277,10 @@ class EnergyMeter:
         except Exception as exc:
             self._warnings.append(f"a checkpoint failed: {exc!r}")
 
-    def _progress(self, t: float) -> None:
+    def _progress(self) -> None:
         """Hand the energy (kWh) and emissions (g) so far to ``on_progress``; runs on the sampling thread, never raises."""
         try:
-            duration_s, gpu_entries, cpu, ram, _ = self._so_far(t)
+            duration_s, gpu_entries, cpu, ram, _ = self._so_far(time.monotonic())
             energy_kwh = _energy_kwh({"gpu": _gpu_component(gpu_entries, self._gpu_missing), "cpu": cpu, "ram": ram})
             if self.live is not None:
                 _, grams = self._live_intensity(self._wall0 + duration_s, energy_kwh, fetch_missing=False)

@@ -119,6 +119,7 @@ class WindowRegistry:
                 os.unlink(tmp)
             raise
         _DEVICES[key] = tuple(devices)
+        self._load(t)  # close what died before this window opened, at its opening: it never shares with them
         return key
 
     def close(self, key: str, t: float) -> None:
