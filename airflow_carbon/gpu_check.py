@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import itertools
 import json
 import os
 import platform
@@ -48,6 +47,7 @@ from typing import Any
 
 from airflow_carbon._version import __version__
 from airflow_carbon.core import nvml
+from airflow_carbon.core.gpu import integrate_j
 from airflow_carbon.core.meter import EnergyMeter
 
 DEFAULT_OUT = "build/gpu-check.json"
@@ -102,8 +102,7 @@ def _integral_j(series: Series, a: float, b: float) -> float | None:
     va, vb = _interp(series, a, 1e-3), _interp(series, b, 1e-3)
     if va is None or vb is None:
         return None
-    points = [(a, va), *((t, v) for t, v in series if a < t < b), (b, vb)]
-    return sum((t1 - t0) * (p0 + p1) / 2.0 for (t0, p0), (t1, p1) in itertools.pairwise(points))
+    return integrate_j([(a, va), *((t, v) for t, v in series if a < t < b), (b, vb)])
 
 
 def _counter_j(series: Series, a: float, b: float) -> float | None:

@@ -70,13 +70,14 @@ class CarbonSettings:
         settings = replace(self, **{k: v for k, v in overrides.items() if v is not None})
         return replace(settings, **validate_many(asdict(settings)))
 
-    def meter(self, **kwargs: Any) -> EnergyMeter:
-        """An EnergyMeter with these settings (and the live source of ``intensity_conn_id``, whose Connection
-        is looked up now: call this when a try starts, never at parse time)."""
+    def meter(self, *, live: LiveIntensity | None = None, **kwargs: Any) -> EnergyMeter:
+        """An EnergyMeter with these settings and the live source of ``intensity_conn_id``: ``live`` where the try
+        has it already, else one whose Connection is looked up now (call this when a try starts, never at parse
+        time)."""
         own = {o.name: getattr(self, o.name) for o in options_in("meter") if o.name in self.__dataclass_fields__}
         meter = EnergyMeter(**own, **kwargs)
         if self.intensity_conn_id and self.g_per_kwh is None:  # an explicit g_per_kwh is the user's figure: no lookup
-            meter.live = self.live_intensity(meter.intensity)
+            meter.live = live if live is not None else self.live_intensity(meter.intensity)
         return meter
 
     def live_intensity(self, fallback: GridIntensity) -> LiveIntensity:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
+from airflow_carbon.core.emissions import emissions_g
 from airflow_carbon.core.planner import Plan, plan_start
+from airflow_carbon.core.sources.http import unix_s
 from airflow_carbon.core.units import utc_iso
 
 DEFAULT_EXPECTED_DURATION_S = 3600.0
@@ -53,18 +54,18 @@ def recent_records(ti: Any, earlier: list[dict[str, Any]]) -> list[dict[str, Any
     return records
 
 
-def plan_try(settings: Any, records: Iterable[dict[str, Any]], *, now_s: float | None = None) -> tuple[Plan, dict[str, Any]]:
-    """The plan for a try asked to start at ``now_s`` (Unix s; default now) and its record's ``shift`` so far
-    (no ``started_at`` yet). Never raises: a missing forecast plans to start at once, with the reason."""
+def plan_try(settings: Any, live: Any, records: Iterable[dict[str, Any]], *, now_s: float | None = None
+             ) -> tuple[Plan, dict[str, Any]]:
+    """The plan for a try asked to start at ``now_s`` (Unix s; default now), on the forecast of ``live`` (the try's
+    :class:`~airflow_carbon.core.live.LiveIntensity`, which its meter then uses: one Connection read per try),
+    and its record's ``shift`` so far (no ``started_at`` yet). Never raises: a missing forecast plans to start at
+    once, with the reason."""
     now = time.time() if now_s is None else now_s
     duration_s, duration_from = expected_duration(settings, records)
-    source = None
+    source = _source_label(live)
     try:
-        from airflow_carbon.core.intensity import resolve_intensity
         from airflow_carbon.core.live import forecast
 
-        live = settings.live_intensity(resolve_intensity(settings.location, settings.g_per_kwh))
-        source = _source_label(live)
         if live.unavailable is not None or live.spec is None:
             raise ValueError(live.unavailable or "no live source")
         intervals = forecast(live.spec, live.zone, cache=live.cache, now_s=now)
@@ -92,7 +93,7 @@ def started(shift: dict[str, Any], *, started_s: float | None = None, deferred: 
     """``shift`` with the try's actual start (Unix s; default now), the wait (s) and whether it deferred; a start
     later than ``start_within`` allowed (a busy triggerer or worker) is said in the reason."""
     start = time.time() if started_s is None else started_s
-    requested = _unix(shift["requested_at"])
+    requested = unix_s(shift["requested_at"])
     out = {**shift, "started_at": utc_iso(start), "waited_s": max(0.0, start - requested), "deferred": deferred}
     late = start - (requested + shift["start_within_s"])
     if late > LATE_TOLERANCE_S:
@@ -113,8 +114,7 @@ def with_avoided(shift: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     elif record["intensity"].get("method") != "live":
         out["avoided_g"], out["avoided_basis"] = None, "its emissions have no live figure to compare with the forecast"
     else:
-        counterfactual_g = record["energy_kwh"] * g_now * record["pue"]
-        out["avoided_g"] = counterfactual_g - record["emissions_g"]
+        out["avoided_g"] = emissions_g(record["energy_kwh"], g_now, record["pue"]) - record["emissions_g"]
         out["avoided_basis"] = (f"{record['energy_kwh']:.6g} kWh x {g_now:.4g} gCO2e/kWh (the forecast for starting at "
                                 f"{shift['requested_at']}) x PUE {record['pue']:g}, minus its {record['emissions_g']:.6g} g "
                                 "from live segments")
@@ -127,7 +127,3 @@ def _source_label(live: Any) -> str | None:
     zone = f" zone {live.zone}" if live.zone else ""
     conn = f" (Connection {live.conn_id!r})" if live.conn_id else ""
     return f"{live.info.short_name}{zone}{conn}"
-
-
-def _unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

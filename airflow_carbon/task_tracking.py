@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow_carbon.core.aggregate import task_summary
 from airflow_carbon.core.budget import Budget, BudgetGuard, CarbonBudgetExceeded
+from airflow_carbon.core.live import LiveIntensity
 from airflow_carbon.core.record import COMPONENTS, Record, Status
 from airflow_carbon.core.report import component_energy
 from airflow_carbon.metrics import emit_power, emit_try
@@ -40,6 +41,8 @@ class TaskTracker:
         try's carbon-aware start (:mod:`airflow_carbon.start_planning`), completed with its avoided grams."""
         self.settings = settings
         self.shift = shift
+        self.live: LiveIntensity | None = None
+        """The try's live source where its start was planned on it already (its Connection read once)."""
         self.guard: BudgetGuard | None = None
         self.intensity_warnings = None if intensity_warnings is None else tuple(intensity_warnings)
         self.context = context
@@ -70,7 +73,7 @@ class TaskTracker:
             self.previous = self.earlier_tries() if previous is None else previous
             checkpoint = self._checkpoint if self.store is not None else None
             self.guard = self._budget_guard()
-            self.meter = self.settings.meter(on_checkpoint=checkpoint, on_progress=self.guard)
+            self.meter = self.settings.meter(on_checkpoint=checkpoint, on_progress=self.guard, live=self.live)
             if self.intensity_warnings is not None:  # start() copies them into the record's warnings
                 self.meter.intensity = replace(self.meter.intensity, warnings=self.intensity_warnings)
             if self.guard is not None:

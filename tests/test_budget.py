@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from airflow_carbon.core.budget import STOP_SIGNAL, Budget, BudgetGuard, CarbonBudgetExceeded, descendants
+from airflow_carbon.core.budget import STOP_SIGNAL, Budget, BudgetGuard, CarbonBudgetExceeded
+from airflow_carbon.core.processes import descendants
 
 pytestmark = pytest.mark.unit
 

@@ -26,9 +26,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_carbon.core.processes import alive, descendants, signal_all
 from airflow_carbon.core.record import Record, task_label
 
-__all__ = ["STOP_SIGNAL", "Budget", "BudgetGuard", "CarbonBudgetExceeded", "descendants", "run_budget"]
+__all__ = ["STOP_SIGNAL", "Budget", "BudgetGuard", "CarbonBudgetExceeded", "run_budget"]
 
 TOP_CONTRIBUTORS = 3
 """How many of the largest contributors a run budget's message names."""
@@ -155,7 +156,7 @@ class BudgetGuard:
     # -- internals ---------------------------------------------------------------------------------
     def _stop(self) -> None:
         children = descendants(os.getpid())
-        _signal_all(children, signal.SIGTERM)
+        signal_all(children, signal.SIGTERM)
         self._reaper = threading.Thread(target=self._reap, args=(children,), name="airflow-carbon-budget", daemon=True)
         self._reaper.start()
         self._raise_in_task_thread()
@@ -179,63 +180,10 @@ class BudgetGuard:
         deadline = time.monotonic() + self.budget.grace_s
         while time.monotonic() < deadline:
             left = {**children, **descendants(os.getpid())}
-            if not any(_alive(pid, start) for pid, start in left.items()):
+            if not any(alive(pid, start) for pid, start in left.items()):
                 return
             time.sleep(0.1)
-        _signal_all({**children, **descendants(os.getpid())}, signal.SIGKILL)
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks) of ``pid`` from /proc, or None where it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]), int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def descendants(root_pid: int) -> dict[int, int]:
-    """Every process below ``root_pid`` (children, grandchildren...): pid -> start time (clock ticks, so that a
-    reused pid is never signalled). Linux /proc; empty elsewhere."""
-    parents: dict[int, list[int]] = {}
-    starts: dict[int, int] = {}
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return {}
-    for pid in pids:
-        stat = _stat(pid)
-        if stat is not None:
-            parents.setdefault(stat[0], []).append(pid)
-            starts[pid] = stat[1]
-    found: dict[int, int] = {}
-    stack = list(parents.get(root_pid, []))
-    while stack:
-        pid = stack.pop()
-        if pid in found:
-            continue
-        found[pid] = starts[pid]
-        stack.extend(parents.get(pid, []))
-    return found
-
-
-def _alive(pid: int, start: int) -> bool:
-    stat = _stat(pid)
-    if stat is None or stat[1] != start:
-        return False
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            return b"State:\tZ" not in f.read()
-    except OSError:
-        return False
-
-
-def _signal_all(processes: dict[int, int], signum: int) -> None:
-    for pid, start in processes.items():
-        if _alive(pid, start):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signum)
+        signal_all({**children, **descendants(os.getpid())}, signal.SIGKILL)
 
 
 def run_budget(records: list[Record], co2_budget_g: float | None, energy_budget_kwh: float | None) -> dict[str, Any]:

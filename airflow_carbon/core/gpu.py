@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 
 from airflow_carbon.core import nvml
+from airflow_carbon.core.processes import descendants
 from airflow_carbon.core.record import GpuEntry
 from airflow_carbon.core.sharing import WindowRegistry, equal_share, utilization_share
 from airflow_carbon.core.units import mj_to_j, mw_to_w
@@ -42,11 +43,11 @@ class _Track:
     util_error: str | None = None  # why utilisation stopped being sampled (None: not supported, or fine)
     util_off: bool = False
     # sharing: the device's energy since the last host sample is split by this window's share of it
-    tick_t: float = 0.0
-    tick_mj: int | None = None
+    tick_t: float = 0.0  # monotonic s of the last host sample (the start of the interval not yet split)
+    tick_mj: int | None = None  # the counter there, mJ
     tick_sample: int = 0  # index of the power sample taken at the last host sample
     share: float = 1.0  # this window's share of the GPU in the last interval
-    attributed_counter_j: float = 0.0
+    attributed_counter_j: float = 0.0  # J: this window's part so far, from the counter and from sampled power
     attributed_sampled_j: float = 0.0
     most_windows: int = 1
     by_utilization: bool = False
@@ -176,8 +177,6 @@ class GpuWindow:
             samples = self._process_samples(track)
             if samples:
                 if mine is None:
-                    from airflow_carbon.core.budget import descendants
-
                     mine = {os.getpid(), *descendants(os.getpid())}
                 share = utilization_share(samples, mine)
                 track.by_utilization |= share is not None

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_carbon.core.options import OPTION
+from airflow_carbon.core.processes import children
 from airflow_carbon.core.record import Component
 from airflow_carbon.core.units import BYTES_PER_GB, j_to_kwh, uj_to_j
 
@@ -174,18 +175,6 @@ class TreeSample:
     pss_error: str | None = None
 
 
-def _linux_children(pid: int) -> list[int]:
-    """Direct children of ``pid`` from /proc/<pid>/task/<tid>/children (Linux >= 3.5)."""
-    children: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                children.extend(int(c) for c in f.read().split())
-        except OSError:  # the thread or process just exited
-            continue
-    return children
-
-
 def _linux_pss_bytes(pid: int) -> int:
     """Proportional set size (bytes) of ``pid`` from /proc/<pid>/smaps_rollup (Linux >= 4.14).
 
@@ -214,7 +203,7 @@ def _linux_tree_sample(root_pid: int, pss: bool) -> TreeSample:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            stack.extend(_linux_children(pid))
+            stack.extend(children(pid))
         except OSError:  # exited: its time moved to its parent's children times
             continue
         # fields[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17, rss is 24

@@ -123,14 +123,22 @@ class LiveSpec:
         return UKCarbonIntensityClient(self.base_url)
 
 
+def _region(zone: str | None) -> int | str | None:
+    """The GB API's region of a zone: a region id as a number, an outward postcode as given, None for Great Britain."""
+    return int(zone) if zone is not None and zone.isdigit() else zone
+
+
+def _half_hour(t_s: float) -> datetime:
+    """The start of the GB API's half hour holding ``t_s`` (Unix s), UTC."""
+    return datetime.fromtimestamp(t_s - t_s % 1800, timezone.utc)
+
+
 def fetch(client: Any, source: str, zone: str | None, start_s: float) -> list[IntensityInterval]:
     """One request's intervals for ``zone`` around ``start_s`` (Unix s): the GB API's 24 h from the half
     hour of ``start_s`` (actual where known), Electricity Maps' past 24 h (and its latest hour), WattTime's
     forecast from now. Raises SourceError (or ValueError for a zone the client refuses)."""
     if source == "uk_carbon_intensity":
-        region: int | str | None = int(zone) if zone is not None and zone.isdigit() else zone
-        start = datetime.fromtimestamp(start_s - start_s % 1800, timezone.utc)
-        return client.forecast(start, region)
+        return client.forecast(_half_hour(start_s), _region(zone))
     if source == "electricitymaps":
         intervals = client.history(zone)
         if not any(i.start_s <= time.time() < i.end_s for i in intervals):
@@ -363,8 +371,7 @@ def _fetch_forecast(spec: LiveSpec, zone: str | None, now: float, cache: Intensi
     client = spec.client()
     try:
         if spec.source == "uk_carbon_intensity":
-            region: int | str | None = int(zone) if zone is not None and zone.isdigit() else zone
-            intervals = client.forecast(datetime.fromtimestamp(now - now % 1800, timezone.utc), region)
+            intervals = client.forecast(_half_hour(now), _region(zone))
         elif zone is None:
             raise ValueError(f"{spec.source} needs a zone")
         else:
@@ -393,8 +400,7 @@ async def aforecast(spec: LiveSpec, zone: str | None, *, start_s: float | None =
         async with async_client() as http:
             if spec.source == "uk_carbon_intensity":
                 t = time.time() if start_s is None else start_s
-                region: int | str | None = int(zone) if zone is not None and zone.isdigit() else zone
-                return await client.aforecast(http, datetime.fromtimestamp(t - t % 1800, timezone.utc), region)
+                return await client.aforecast(http, _half_hour(t), _region(zone))
             if zone is None:
                 raise ValueError(f"{spec.source} needs a zone")
             return await client.aforecast(http, zone)
@@ -405,9 +411,6 @@ async def aforecast(spec: LiveSpec, zone: str | None, *, start_s: float | None =
 # -- the current figure (a sensor waits for it to fall below a threshold) ------------------------------
 
 
-def _region(zone: str | None) -> int | str | None:
-    """The GB API's region of a zone: a region id as a number, an outward postcode as given, None for Great Britain."""
-    return int(zone) if zone is not None and zone.isdigit() else zone
 
 
 def _now_figure(intervals: Sequence[IntensityInterval], now: float) -> IntensityInterval:

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_carbon.core.processes import start_ticks
+
 __all__ = ["RETAIN_S", "WindowEntry", "WindowRegistry", "default_state_dir", "equal_share", "utilization_share"]
 
 RETAIN_S = 60.0
@@ -73,15 +75,6 @@ class WindowEntry:
         return self.opened_s <= t and (self.closed_s is None or t < self.closed_s)
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks since boot), or None where it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 _DEVICES: dict[str, tuple[str, ...]] = {}
 """The devices of each window key read so far in this process (a window's devices never change)."""
 
@@ -108,7 +101,7 @@ class WindowRegistry:
         self.directory.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
         _OPENED += 1
-        key = f"{pid}_{_start_ticks(pid) or 0}_{round(t * 1e9)}_{_OPENED}"
+        key = f"{pid}_{start_ticks(pid) or 0}_{round(t * 1e9)}_{_OPENED}"
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -184,7 +177,7 @@ class WindowRegistry:
         """An open entry whose process is gone, closed at ``now`` (when its death was noticed; the file's name
         says so for other readers). Closing it then, not at its unknown last breath, can only leave others a
         smaller share of the time between: never more than the device drew."""
-        if entry.closed_s is not None or _start_ticks(entry.pid) == entry.start_ticks:
+        if entry.closed_s is not None or start_ticks(entry.pid) == entry.start_ticks:
             return entry
         self.close(entry.key, now)
         return WindowEntry(entry.key, entry.pid, entry.start_ticks, entry.devices, entry.opened_s, now)

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 
+from airflow_carbon.core.intensity import resolve_intensity
 from airflow_carbon.core.options import is_template, options_in, with_option_docs
 from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.settings import CarbonSettings
@@ -103,7 +104,8 @@ class CarbonTrackingMixin:
         if shift is not None:  # resumed after the wait (execute_after_wait)
             tracker.shift = started(shift, deferred=True)
         elif settings.start_within is not None:
-            plan, planned = plan_try(settings, recent_records(context["ti"], previous))
+            tracker.live = settings.live_intensity(resolve_intensity(settings.location, settings.g_per_kwh))
+            plan, planned = plan_try(settings, tracker.live, recent_records(context["ti"], previous))
             if plan.wait_s > 0:
                 log.info("airflow-carbon: %s; deferring until %s", plan.reason, planned["planned_start"])
                 self.defer(  # type: ignore[attr-defined]

@@ -13,7 +13,6 @@ figure it succeeded on is its XCom. The Connection is read when the task runs, n
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -23,7 +22,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_carbon.core.live import LiveSpec, current
-from airflow_carbon.core.options import is_template, validate, validate_many
+from airflow_carbon.core.options import Option, is_template, validate, validate_many
 from airflow_carbon.core.sources.http import SourceError
 from airflow_carbon.core.units import utc_iso
 from airflow_carbon.triggers.carbon_intensity import CarbonIntensityTrigger, failure_reason, figure_event, place_words
@@ -31,27 +30,18 @@ from airflow_carbon.triggers.carbon_intensity import CarbonIntensityTrigger, fai
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DEFAULT_POKE_INTERVAL_S", "CarbonIntensitySensor", "parse_max_g_per_kwh"]
+__all__ = ["DEFAULT_POKE_INTERVAL_S", "CarbonIntensitySensor"]
 
 DEFAULT_POKE_INTERVAL_S = 300.0
 """Seconds between two looks at the source: the sources' figures change every 5 (WattTime) to 60 min."""
 DEFER_GRACE_S = 60.0
 """Seconds the deferral's own timeout leaves after ``timeout``, so that the trigger's timeout event (which
 names the last figure) comes first; Airflow's deferral timeout is the backstop of a stalled triggerer."""
-MAX_G_PER_KWH_EXPECTED = "a number > 0 gCO2e/kWh (e.g. 200)"
-
-
-def parse_max_g_per_kwh(value: Any) -> float:
-    """``value`` as the threshold in gCO2e/kWh (a number, or a number's text), or ValueError naming it."""
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number <= 0:
-        raise ValueError(f"max_g_per_kwh={value!r} is invalid; expected {MAX_G_PER_KWH_EXPECTED}")
-    return float(number)
+MAX_G_PER_KWH = Option(
+    "max_g_per_kwh", "float", "the grid intensity, in gCO2e/kWh, at or below which the sensor succeeds",
+    unit="gCO2e/kWh", low=0, low_open=True, example="200", version_added="0.3.0",
+)
+"""The sensor's threshold, checked by the option table's rules (a sensor argument, not a task or config option)."""
 
 
 class CarbonIntensitySensor(BaseSensorOperator):
@@ -83,7 +73,7 @@ class CarbonIntensitySensor(BaseSensorOperator):
                  intensity_conn_id: str | None = None, poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL_S,
                  deferrable: bool = True, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        self.max_g_per_kwh = parse_max_g_per_kwh(max_g_per_kwh)
+        self.max_g_per_kwh: float = validate(MAX_G_PER_KWH, max_g_per_kwh)
         if location is None and intensity_zone is None:
             raise ValueError("CarbonIntensitySensor needs location (e.g. 'DE', 'US-CA', 'gcp:europe-west4') "
                              "or intensity_zone (the source's zone, e.g. 'DE', 'CAISO_NORTH'); neither was given")

@@ -8,6 +8,7 @@ says whether Electricity Maps estimated it (``isEstimated``), which the interval
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -82,23 +83,20 @@ class ElectricityMapsClient(SourceClient):
         return rows
 
     def _forecast(self, body: Any) -> list[IntensityInterval]:
-        rows = self._rows(body, "forecast")
-        try:
-            starts = sorted(unix_s(row["datetime"]) for row in rows)
-        except SHAPE_ERRORS as exc:
-            raise self.shape_error(exc) from None
-        ends = {a: b for a, b in pairwise(starts) if b > a}
-        last_step = (starts[-1] - max(a for a in ends)) if ends else HOUR_S
-        return [self._interval(row, forecast=True, ends=ends, last_step_s=last_step) for row in rows]
+        """The forecast's points as intervals, each lasting until the next point (the last as long as the one
+        before it; a lone point an hour): hourly, or the finer granularity an account gets."""
+        points = sorted((self._interval(row, forecast=True) for row in self._rows(body, "forecast")), key=lambda i: i.start_s)
+        starts = sorted({i.start_s for i in points})
+        if len(starts) < 2:
+            return points
+        ends = dict(pairwise(starts)) | {starts[-1]: 2 * starts[-1] - starts[-2]}
+        return [replace(i, end_s=ends[i.start_s]) for i in points]
 
-    def _interval(self, row: Any, *, forecast: bool = False, ends: dict[float, float] | None = None,
-                  last_step_s: float = HOUR_S) -> IntensityInterval:
-        """A row as an interval: an hour long, or until the next forecast point (``ends``: start -> next start, s)."""
+    def _interval(self, row: Any, *, forecast: bool = False) -> IntensityInterval:
         try:
             g = number(row["carbonIntensity"], "carbonIntensity")
             start = unix_s(row["datetime"])
-            end = (ends or {}).get(start, start + last_step_s) if ends is not None else start + HOUR_S
             estimated = forecast or bool(row.get("isEstimated"))
-            return IntensityInterval(start, end, g, f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
+            return IntensityInterval(start, start + HOUR_S, g, f"{SOURCE}:{row.get('zone', '')}".rstrip(":"), estimated)
         except SHAPE_ERRORS as exc:
             raise self.shape_error(exc) from None
