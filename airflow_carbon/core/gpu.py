@@ -223,7 +223,8 @@ class GpuWindow:
         return self._entries(duration_s, end_mj)
 
     def snapshot(self, t: float, duration_s: float) -> tuple[list[GpuEntry], list[str]]:
-        """Results so far, without closing the window (call it from the sampling thread)."""
+        """Results so far, without closing the window (call it from the sampling thread). The energy since the
+        last host sample is split first, at its own share of the GPU (another window may have opened since)."""
         now_mj = []
         for track in self._tracks:
             try:
@@ -231,6 +232,7 @@ class GpuWindow:
                 now_mj.append(nvml.energy_mj(track.gpu.handle) if usable else None)
             except nvml.NvmlError:
                 now_mj.append(None)
+        self.attribute(t, now_mj)
         return self._entries(duration_s, now_mj)
 
     def _entries(self, duration_s: float, end_mj: list[int | None]) -> tuple[list[GpuEntry], list[str]]:
