@@ -141,7 +141,7 @@ def _carbon_aware_run(airflow_dags, cache_dir: Path):
 
     now = time.time()
     hour = now - now % 3600
-    sim = ElectricityMapsSim({"DE": {hour - 3600: 100.0, hour: 100.0, hour + 3600: 100.0}}, token=UI_EM_TOKEN, now_s=now,
+    sim = ElectricityMapsSim({"DE": {hour - 3600: 100.0, hour: 100.0, hour + 3600: 100.0}}, token=UI_EM_TOKEN, now_s=None,
                              forecasts={"DE": _DirtyNowCleanSoon()})
     with sim, pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW_CONN_ELECTRICITYMAPS_DEFAULT",

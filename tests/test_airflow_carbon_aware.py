@@ -27,7 +27,7 @@ def _em(monkeypatch, forecast: dict[float, float], *, live_g: float = 100.0, fai
     """The Electricity Maps simulator (DE at ``live_g`` g/kWh, this ``forecast``) behind electricitymaps_default."""
     now = time.time()
     hour = now - now % 3600
-    with ElectricityMapsSim({"DE": {hour - 3600: live_g, hour: live_g, hour + 3600: live_g}}, token=EM_TOKEN, now_s=now,
+    with ElectricityMapsSim({"DE": {hour - 3600: live_g, hour: live_g, hour + 3600: live_g}}, token=EM_TOKEN, now_s=None,
                             forecasts={"DE": forecast}) as sim:
         sim.fail_forecast = fail_forecast
         conn = {"conn_type": "electricitymaps", "host": sim.url, "password": EM_TOKEN}

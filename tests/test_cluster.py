@@ -81,7 +81,8 @@ def _moving_forecast(now: float) -> dict[float, float]:
 def em_sim():
     now = time.time()
     hour = now - now % 3600
-    with ElectricityMapsSim({"DE": {hour - 3600 * k: 100.0 for k in range(-2, 30)}}, token=EM_TOKEN, now_s=now,
+    # the wall clock (now_s=None): the aware run comes minutes after this, maybe in the next hour
+    with ElectricityMapsSim({"DE": {hour - 3600 * k: 100.0 for k in range(-2, 30)}}, token=EM_TOKEN, now_s=None,
                             forecasts={"DE": _moving_forecast}) as sim:
         yield sim
 

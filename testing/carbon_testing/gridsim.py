@@ -193,9 +193,10 @@ class ElectricityMapsSim(_LoopbackAPI):
     only). A request may name its place by ``lat`` and ``lon`` instead of ``zone``, as the API allows:
     ``places`` maps (lat, lon) to the zone that holds it. ``forecasts`` ({zone: {point start s: g}}) replaces
     the forecast of ``series`` with points at any spacing (a minute apart: a test's wait stays short); a
-    zone's points may also be a function of the time of the request (Unix s), for a forecast that moves on."""
+    zone's points may also be a function of the time of the request (Unix s), for a forecast that moves on.
+    ``now_s`` is its clock; None follows the wall clock (a long test that may cross an hour)."""
 
-    def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float,
+    def __init__(self, series: dict[str, dict[float, float]], *, token: str, now_s: float | None,
                  places: dict[tuple[float, float], str] | None = None,
                  forecasts: dict[str, dict[float, float] | Callable[[float], dict[float, float]]] | None = None) -> None:
         self.series, self.token, self.now_s = series, token, now_s
@@ -231,7 +232,8 @@ class ElectricityMapsSim(_LoopbackAPI):
             return _send(h, 200, {"zone": zone, "forecast": rows, "updatedAt": rows[0]["datetime"]})
         if zone not in self.series:
             return _send(h, 400, {"message": f"Zone '{zone}' does not exist."})
-        hour = self.now_s - self.now_s % 3600
+        now = time.time() if self.now_s is None else self.now_s
+        hour = now - now % 3600
         known = sorted(self.series[zone])
         if path == "/v3/carbon-intensity/latest" and hour in self.series[zone]:
             return _send(h, 200, self._row(zone, hour, factor))
