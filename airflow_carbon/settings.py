@@ -56,6 +56,7 @@ class CarbonSettings:
     budget_grace_s: float = _default("budget_grace_s")
     sampling_interval_s: float = _default("sampling_interval_s")
     checkpoint_interval_s: float = _default("checkpoint_interval_s")
+    keep_records_on_clear: bool = _default("keep_records_on_clear")
     training_type: str | None = _default("training_type")
     gpu_queue: str | None = _default("gpu_queue")
 

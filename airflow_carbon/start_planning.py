@@ -41,7 +41,7 @@ def expected_duration(settings: Any, records: Iterable[dict[str, Any]]) -> tuple
 def recent_records(ti: Any, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """This task's recent records: its earlier tries in this run and the tries of its latest earlier run (its XCom).
     Never raises: what cannot be read is left out."""
-    from airflow_carbon.xcom import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY, records_in
 
     records = list(earlier)
     try:
@@ -49,6 +49,7 @@ def recent_records(ti: Any, earlier: list[dict[str, Any]]) -> list[dict[str, Any
                              map_indexes=getattr(ti, "map_index", -1))
     except Exception:  # no earlier run, or an XCom backend that refuses the query
         prior = None
+    prior = records_in(prior)
     if isinstance(prior, list):
         records.extend(r for r in prior if isinstance(r, dict) and r.get("task", {}).get("run_id") != ti.run_id)
     return records

@@ -1,13 +1,19 @@
 """Airflow layer: one record per task try, every try kept, handed downstream through XCom.
 
 Airflow clears a task instance's XComs when a new try starts, so a plain XCom would lose the energy of
-failed tries. The records of every try are kept in the task state store (``context["task_state_store"]``,
-Airflow 3.3+, which survives retries) under :data:`STATE_KEY`, and each try pushes the whole list under
-the XCom key :data:`~airflow_carbon.xcom.XCOM_KEY`: the last try's XCom holds every try; their totals go
-beside it under :data:`~airflow_carbon.xcom.SUMMARY_XCOM_KEY`, one flat object the UI can sum in the
-database. A running try checkpoints its record into the store every ``checkpoint_interval_s``, so a try
-that is killed (OOM, worker lost) without running its ``finally`` loses at most one interval; the next
-try marks it ``interrupted``.
+failed tries. Each try pushes, in one write under the XCom key :data:`~airflow_carbon.xcom.XCOM_KEY`, the
+records of every try so far and their totals (the ``summary``, one flat object the UI sums in the database):
+the last try's XCom holds every try. Where a later try can follow (a failed try, which Airflow may retry),
+the records are also kept in the task state store (``context["task_state_store"]``, Airflow 3.3+, which
+survives retries) under :data:`STATE_KEY`; a try that succeeded or was skipped is followed by no retry, so it
+skips that write (``keep_records_on_clear`` keeps it, for task instances that are cleared and run again). A
+running try checkpoints its record into the store every ``checkpoint_interval_s``, so a try that is killed
+(OOM, worker lost) without running its ``finally`` loses at most one interval; the next try marks it
+``interrupted``.
+
+The round trips of a try to Airflow's execution API: none at its start (one, the store's read, for a try after
+the first), one at its end (the XCom), plus one per checkpoint while it runs and one more at the end where
+a retry can follow.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from airflow_carbon.core.report import component_energy
 from airflow_carbon.metrics import emit_power, emit_try
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.start_planning import with_avoided
-from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
+from airflow_carbon.xcom import STATE_KEY, XCOM_KEY, xcom_value
 
 log = logging.getLogger(__name__)
+
+FINAL = ("success", "skipped")
+"""A try's outcomes that no retry follows: its record goes to XCom only (unless ``keep_records_on_clear``)."""
 
 
 class TaskTracker:
@@ -50,6 +59,8 @@ class TaskTracker:
         self.store = context.get("task_state_store")
         self.meter = None
         self.previous: list[dict[str, Any]] = []
+        self.unrecorded: list[int] = []
+        """Earlier tries of this task instance with no record in the task state store (:meth:`earlier_tries`)."""
 
     def identity(self) -> dict[str, Any]:
         ti = self.ti
@@ -105,10 +116,10 @@ class TaskTracker:
             warnings.warn(f"airflow-carbon could not finish measuring: {exc!r}", stacklevel=2)
             return self.previous
         records = [*self.previous, record]
-        self._save(records)
+        if status not in FINAL or self.settings.keep_records_on_clear:
+            self._save(records)  # a retry may follow: it starts from the store
         try:
-            self.ti.xcom_push(key=XCOM_KEY, value=records)
-            self.ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(records))
+            self.ti.xcom_push(key=XCOM_KEY, value=xcom_value(records, task_summary(records)))
         except Exception as exc:
             warnings.warn(f"airflow-carbon could not push its records to XCom: {exc!r}", stacklevel=2)
         emit_try(record)  # Airflow's [metrics]: StatsD / OpenTelemetry; never raises
@@ -130,6 +141,12 @@ class TaskTracker:
         """The meter's record with the task try it measured (``task``) and its outcome (``status``)."""
         record["task"] = self.identity()
         record["status"] = status
+        if self.unrecorded:
+            tries = ", ".join(map(str, self.unrecorded))
+            record["warnings"] = [*record["warnings"], (
+                f"earlier tries without a record: {tries} (a try that succeeded or was skipped is kept in its XCom "
+                "only, which Airflow deletes when the cleared task instance runs again: set keep_records_on_clear to "
+                "keep it; or the try ended before it was measured)")]
         if self.shift is not None:
             record["shift"] = with_avoided(self.shift, record)  # type: ignore[typeddict-item]
         if self.guard is not None:
@@ -165,6 +182,8 @@ class TaskTracker:
         stored = self.store.get(STATE_KEY) or []
         this_try = self.ti.try_number
         earlier = [r for r in stored if isinstance(r, dict) and r.get("task", {}).get("try_number", 0) < this_try]
+        kept = {r.get("task", {}).get("try_number") for r in earlier}
+        self.unrecorded = [n for n in range(1, this_try) if n not in kept]
         for record in earlier:
             if record.get("status") == "running":  # its process died without finishing: killed
                 record["status"] = "interrupted"

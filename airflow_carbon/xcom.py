@@ -15,16 +15,31 @@ from typing import Any
 from airflow_carbon.core.record import Record, RecordError, task_label, upgrade, validate_record
 
 XCOM_KEY = "carbon_records"
-"""XCom key of a tracked task's records: a list, one per try so far (the last try's value holds all)."""
+"""XCom key of a tracked task's records: ``{"summary": {...}, "records": [...]}``, the records one per try
+so far (the last try's value holds all) and their totals (:func:`airflow_carbon.core.aggregate.task_summary`),
+which the UI sums in the database; one write per try. Before 0.4.0 the value was the list alone (read still)."""
 
 SUMMARY_XCOM_KEY = "carbon_summary"
-"""XCom key of the same tries' totals (:func:`airflow_carbon.core.aggregate.task_summary`), which the UI sums."""
+"""XCom key of the tries' totals before 0.4.0 (now the ``summary`` of :data:`XCOM_KEY`'s value)."""
 
 STATE_KEY = "airflow_carbon.records"
 """Task state store key of the same list, which survives retries."""
 
 MODEL_CARD_XCOM_KEY = "carbon_model_card"
 """XCom key of what the publisher wrote (metadata, where, commit), which the UI's run view shows."""
+
+
+def xcom_value(records: list[Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """What a tracked try pushes under :data:`XCOM_KEY`: its tries' ``summary`` first, then their ``records``."""
+    return {"summary": summary, "records": records}
+
+
+def records_in(value: Any) -> Any:
+    """The records list of a value pushed under :data:`XCOM_KEY` (0.4.0's object, or the list of 0.3.x);
+    anything else is returned as it is, for the caller's validation to reject."""
+    if isinstance(value, dict) and "records" in value:
+        return value["records"]
+    return value
 
 
 def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
@@ -34,7 +49,7 @@ def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[R
     pushed: list[Any] = []
     for run_id in run_ids:
         for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
-            pushed.extend(value or [])
+            pushed.extend(records_in(value) or [])
     records: list[Record] = []
     for record in pushed:
         try:
@@ -74,7 +89,7 @@ def run_records(dag_id: str, run_id: str, session: Any, *, task_id: str | None =
     records: list[Record] = []
     for xcom in session.scalars(query):
         where = task_label({"task_id": xcom.task_id, "map_index": xcom.map_index})
-        records.extend(_valid(XComModel.deserialize_value(xcom), where, rejected if rejected is not None else []))
+        records.extend(_valid(records_in(XComModel.deserialize_value(xcom)), where, rejected if rejected is not None else []))
     return records
 
 

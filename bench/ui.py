@@ -1,8 +1,8 @@
 """The UI with a year of history (a bench worker; prints one JSON line).
 
 A fresh SQLite metadata DB is seeded with 1,000 DAG runs x 10 tracked task instances of 10 DAGs over 365
-days, through Airflow's own code (``airflow dags reserialize``, ``create_dagrun``), each task instance with
-realistic records (1 to 3 tries, 1 or 8 GPUs) and the summary the tracker pushes. A real ``airflow
+days (``python bench/ui.py RUNS_PER_DAG``: 1,000 gives 10,000 runs, 100,000 task instances), through Airflow's own code (``airflow dags reserialize``, ``create_dagrun``), each task instance with
+realistic records (1 to 3 tries, 1 or 8 GPUs) with the summary, in one XCom as the tracker pushes them. A real ``airflow
 api-server`` then answers the overview and DAG pages and their JSON; each is timed over HTTP on loopback
 (an upper bound of the server-side time), median of 7 after one warm-up. Beside it, the naive way: decode
 every record XCom and sum in Python (what a page costs without the per-task summaries).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-RUNS_PER_DAG, DAGS, TASKS = 100, 10, 10
+RUNS_PER_DAG, DAGS, TASKS = int(sys.argv[1]) if len(sys.argv) > 1 else 100, 10, 10
 
 
 def _prepare_home() -> Path:
@@ -46,7 +46,7 @@ def _seed() -> int:
 
     from aggregation import base_record  # bench/aggregation.py (this script's folder is on sys.path)
     from airflow_carbon.core.aggregate import task_summary
-    from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY, xcom_value
 
     bases = {1: base_record(1), 8: base_record(8)}
     now = datetime.now(timezone.utc)
@@ -76,8 +76,7 @@ def _seed() -> int:
                     records_n += len(values)
                     common = {"dag_run_id": run.id, "task_id": f"train_{t}", "map_index": -1, "dag_id": dag_id,
                               "run_id": run.run_id, "timestamp": when + timedelta(minutes=t)}
-                    xcoms.append(XComModel(key=XCOM_KEY, value=values, **common))
-                    xcoms.append(XComModel(key=SUMMARY_XCOM_KEY, value=task_summary(values), **common))
+                    xcoms.append(XComModel(key=XCOM_KEY, value=xcom_value(values, task_summary(values)), **common))
                 session.add_all(xcoms)
             session.flush()
     return records_n
@@ -101,13 +100,13 @@ def _naive_ms() -> float:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_carbon.xcom import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY, records_in
 
     start = time.perf_counter()
     totals: dict[str, float] = {}
     with create_session() as session:
         for xcom in session.scalars(select(XComModel).where(XComModel.key == XCOM_KEY)):
-            for rec in XComModel.deserialize_value(xcom):
+            for rec in records_in(XComModel.deserialize_value(xcom)):
                 totals[xcom.dag_id] = totals.get(xcom.dag_id, 0.0) + rec["emissions_g"]
     return (time.perf_counter() - start) * 1000
 

@@ -31,6 +31,7 @@ import yaml
 
 from airflow_carbon import validate_record
 from airflow_carbon.card.metadata import grams
+from airflow_carbon.xcom import records_in
 from carbon_testing import REPO as ROOT
 from carbon_testing.cluster import CPU_HOST, DEFAULT_QUEUE, GPU_HOST, GPU_QUEUE, Cluster
 from carbon_testing.gridsim import ElectricityMapsSim
@@ -124,7 +125,7 @@ def runs(cluster):
             run.tries[key] = cluster.tries(dag_id, run_id, *key)
         run.with_records = {(x["task_id"], x["map_index"]) for x in cluster.xcom_entries(dag_id, run_id, "carbon_records")}
         for key in run.with_records:
-            run.records[key] = cluster.xcom(dag_id, run_id, key[0], "carbon_records", key[1]) or []
+            run.records[key] = records_in(cluster.xcom(dag_id, run_id, key[0], "carbon_records", key[1])) or []
     print(f"both runs succeeded {time.monotonic() - t0:.1f} s after the trigger")
     yield out
     print(timeline(out, cluster))
@@ -291,7 +292,7 @@ def aware_run(runs, cluster):
     if dag_run["state"] != "success":
         pytest.fail(f"DAG run {AWARE} {run_id} ended {dag_run['state']}\n{cluster.diagnostics(AWARE, run_id)}")
     tis = {ti["task_id"]: ti for ti in cluster.task_instances(AWARE, run_id)}
-    records = {t: cluster.xcom(AWARE, run_id, t, "carbon_records") for t in tis}
+    records = {t: records_in(cluster.xcom(AWARE, run_id, t, "carbon_records")) for t in tis}
     return tis, records
 
 

@@ -16,7 +16,7 @@ from airflow_carbon import validate_record
 from airflow_carbon.core.aggregate import task_summary
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.task_tracking import TaskTracker
-from airflow_carbon.xcom import STATE_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
+from airflow_carbon.xcom import STATE_KEY, XCOM_KEY, records_in
 
 pytestmark = pytest.mark.airflow
 
@@ -57,8 +57,9 @@ def test_a_killed_try_keeps_its_last_checkpoint_and_is_marked_interrupted(fake_g
     records = second.finish("success")
     assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "interrupted"), (2, "success")]
     assert "killed" in records[0]["warnings"][-1]
-    assert pushed[-2:] == [(XCOM_KEY, records), (SUMMARY_XCOM_KEY, task_summary(records))]
-    assert pushed[-1][1]["tries"] == 2 and pushed[-1][1]["status"] == "success"  # the UI's totals count the killed try
+    assert pushed[-1] == (XCOM_KEY, {"summary": task_summary(records), "records": records})  # one write
+    summary = pushed[-1][1]["summary"]
+    assert summary["tries"] == 2 and summary["status"] == "success"  # the UI's totals count the killed try
     for record in records:
         validate_record(record)
 
@@ -69,4 +70,43 @@ def test_no_state_store_still_pushes_this_tries_record(fake_gpu):
     tracker = TaskTracker(CarbonSettings(location="FR"), {"ti": _ti(1, pushed)})
     tracker.start()
     (record,) = tracker.finish("failed")
-    assert record["status"] == "failed" and pushed == [(XCOM_KEY, [record]), (SUMMARY_XCOM_KEY, task_summary([record]))]
+    assert record["status"] == "failed" and pushed == [(XCOM_KEY, {"summary": task_summary([record]), "records": [record]})]
+
+
+def _try(settings, n, store, pushed, status):
+    tracker = TaskTracker(settings, {"ti": _ti(n, pushed), "task_state_store": store})
+    tracker.start()
+    return tracker.finish(status)
+
+
+def test_a_failed_try_is_kept_for_its_retry_and_a_successful_one_is_written_once(fake_gpu):
+    """One write at the end of a successful try (its XCom); a failed try also goes to the store, where its retry
+    finds it: the retry's XCom holds both tries."""
+    fake_gpu("count=1; power=const:200")
+    store, pushed = _Store(), []
+    settings = CarbonSettings(location="FR")
+    (first,) = _try(settings, 1, store, pushed, "failed")
+    assert [r["task"]["try_number"] for r in store.get(STATE_KEY)] == [1]
+    records = _try(settings, 2, store, pushed, "success")
+    assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "failed"), (2, "success")]
+    assert [r["task"]["try_number"] for r in store.get(STATE_KEY)] == [1]  # the success was not written there
+    assert [key for key, _ in pushed] == [XCOM_KEY, XCOM_KEY]
+    assert records_in(pushed[-1][1]) == records and pushed[-1][1]["summary"]["failed_tries"] == 1
+    assert not any("without a record" in w for w in records[-1]["warnings"])
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_cleared_successful_try_is_kept_with_keep_records_on_clear_and_said_missing_without(fake_gpu, keep):
+    fake_gpu("count=1; power=const:200")
+    store, pushed = _Store(), []
+    settings = CarbonSettings(location="FR", keep_records_on_clear=keep)
+    _try(settings, 1, store, pushed, "success")
+    # the task instance is cleared: Airflow deletes try 1's XCom when try 2 starts; the store survives
+    records = _try(settings, 2, store, pushed, "success")
+    if keep:
+        assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "success"), (2, "success")]
+        assert not any("without a record" in w for w in records[-1]["warnings"])
+    else:
+        assert [r["task"]["try_number"] for r in records] == [2]
+        assert any(w.startswith("earlier tries without a record: 1 ") and "keep_records_on_clear" in w
+                   for w in records[-1]["warnings"])

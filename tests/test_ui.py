@@ -36,11 +36,11 @@ def _dag_records(dag_id: str) -> list[dict]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_carbon.xcom import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY, records_in
 
     with create_session() as session:
         xcoms = session.scalars(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.key == XCOM_KEY))
-        return [r for x in xcoms for r in XComModel.deserialize_value(x)]
+        return [r for x in xcoms for r in records_in(XComModel.deserialize_value(x))]
 
 
 def _runs(dag_id: str) -> int:
@@ -171,6 +171,20 @@ def test_the_dag_view_lists_its_runs(ui):
     assert run["state"] == "success" and run["task_instances"] == 4 and "NVIDIA" in run["hardware_used"]
     untracked = ui.server.get("/carbon/dags/carbon_card_nothing?period=all").text
     assert "@task.carbon" in untracked  # the empty state says what to do
+
+
+def test_runs_recorded_by_0_3_are_summed_once_beside_newer_ones(ui, live_run, airflow_dags):
+    """0.3.x pushed the records' list and, apart, their summary (XCom carbon_summary): after an upgrade, their runs
+    count as before, each task instance once, beside the runs of 0.4.0's one XCom."""
+    older = airflow_dags.get_dag(LIVE_DAG).test(run_conf={"records": live_run.tries, "xcom_shape": "0.3.x"})
+    runs = {r["run_id"]: r for r in ui.server.get(f"/carbon/api/dags/{LIVE_DAG}?period=all&limit=1000").json()["runs"]}
+    new, old = runs[live_run.run_id], runs[older.run_id]
+    expected = sum(r["emissions_g"] for r in _records(LIVE_DAG, older.run_id))
+    assert math.isclose(old["emissions_g"], expected, rel_tol=1e-9) and old["task_instances"] == 3
+    for key in ("emissions_g", "energy_kwh", "gpu_kwh", "tries", "failed_tries", "task_instances"):
+        assert old[key] == pytest.approx(new[key], rel=1e-9), (key, old[key], new[key])
+    assert old["hardware_used"] == new["hardware_used"] != ""
+    assert _records(LIVE_DAG, older.run_id) and len(_records(LIVE_DAG, older.run_id)) == len(_records(LIVE_DAG, live_run.run_id))
 
 
 def test_text_from_workers_and_ids_render_as_text(ui):

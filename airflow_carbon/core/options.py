@@ -220,6 +220,14 @@ OPTIONS: tuple[Option, ...] = (
         default=60.0, unit="s", low=0.1, high=86_400, where=_where("config", "task", "meter"), example="300",
     ),
     Option(
+        "keep_records_on_clear", "bool",
+        "also keep a try that succeeded or was skipped in the task state store (one more execution-API round trip, "
+        "about 10 ms a try), so that clearing the finished task instance carries its tries' records into the next "
+        "try; without it, a try's record is stored only where a retry can follow it (a failed try) and at "
+        "checkpoints, and Airflow deletes the finished try's XCom when a cleared task instance runs again",
+        default=False, where=_where("config", "task"), example="True",
+    ),
+    Option(
         "gpu_energy", "choice",
         "how GPU energy is measured: 'auto' reads the GPU's energy counter where it has one, "
         "'sampled' always integrates sampled power",

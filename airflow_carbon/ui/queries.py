@@ -1,8 +1,9 @@
 """Airflow layer: the UI's reads from the metadata database, always limited to DAGs the user may read.
 
-Totals over many runs are summed inside the database from the flat per-task-instance summaries
-(XCom key ``carbon_summary``), so the overview and DAG pages stay fast with a year of history; only a
-run's or a task instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`).
+Totals over many runs are summed inside the database from the flat per-task-instance summaries (the
+``summary`` of the records' XCom value; the XCom ``carbon_summary`` of tasks run with 0.3.x), so the overview
+and DAG pages stay fast with a year of history; only a run's or a task instance's own page decodes full
+records (:func:`airflow_carbon.xcom.run_records`).
 
 The grams avoided by carbon-aware starts are summed the same way, over the summaries that have a figure
 (``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart
@@ -18,11 +19,11 @@ from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
-from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY
+from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
@@ -30,7 +31,15 @@ _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
 
 
 def _summary_number(key: str) -> Any:
-    return XComModel.value[key].as_float()
+    """A number of the summary: in the records' value (0.4.0), else in a 0.3.x ``carbon_summary`` value."""
+    return func.coalesce(XComModel.value[("summary", key)].as_float(), XComModel.value[key].as_float())
+
+
+def _is_summary() -> Any:
+    """The XCom rows that hold a task instance's summary: the records' (0.4.0), or 0.3.x's own, whose records
+    (a list, no summary) are left out, so that each task instance counts once."""
+    return or_(and_(XComModel.key == XCOM_KEY, XComModel.value[("summary", "tries")].as_float().isnot(None)),
+               XComModel.key == SUMMARY_XCOM_KEY)
 
 
 ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
@@ -49,7 +58,8 @@ def _acting_columns(budgets: bool = False) -> list[Any]:
         func.count(avoided).label("avoided_known_task_instances"),
     ]
     if budgets:
-        columns.append(func.count(case((XComModel.value["budget_exceeded"].as_boolean(), 1))).label("budgets_exceeded"))
+        exceeded = or_(XComModel.value[("summary", "budget_exceeded")].as_boolean(), XComModel.value["budget_exceeded"].as_boolean())
+        columns.append(func.count(case((exceeded, 1))).label("budgets_exceeded"))
     return columns
 
 
@@ -88,7 +98,7 @@ def _sums(keys: Iterable[str] = _SUMMED) -> list[Any]:
 
 
 def _where(dag_ids: Collection[str], since: datetime | None) -> list[Any]:
-    clauses = [XComModel.key == SUMMARY_XCOM_KEY, XComModel.dag_id.in_(list(dag_ids))]
+    clauses = [XComModel.dag_id.in_(list(dag_ids)), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary()]
     if since is not None:
         clauses.append(XComModel.timestamp >= since)
     return clauses
@@ -158,10 +168,11 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
     ).all()
     hardware: dict[int, dict[str, int]] = defaultdict(dict)
     if rows:
-        for run_pk, counts in session.execute(
-            select(XComModel.dag_run_id, XComModel.value["hardware"])
+        for run_pk, ours, older in session.execute(
+            select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
             .where(*where, XComModel.dag_run_id.in_([r.id for r in rows]))
         ):
+            counts = ours if ours is not None else older
             # per device, the most one task instance used: summaries carry no GPU UUIDs, a sum could count one twice
             for name, n in (counts or {}).items():
                 hardware[run_pk][name] = max(hardware[run_pk].get(name, 0), n)

@@ -1,6 +1,6 @@
 """A DAG for the UI's live grid intensity tests (tests/test_ui.py): each task pushes the records its run's
 conf gives it (``{"records": {task_id: [record, ...]}}``, one per try, without the task identity), as a
-tracked task does: the records under ``carbon_records`` and the valid ones' summary under ``carbon_summary``.
+tracked task does: the records under ``carbon_records``, with the valid ones' summary.
 So the UI shows tries measured at a live source's intensity, lost mid-run or failed, with no live source."""
 
 from __future__ import annotations
