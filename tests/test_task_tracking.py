@@ -86,6 +86,7 @@ def test_a_failed_try_is_kept_for_its_retry_and_a_successful_one_is_written_once
     store, pushed = _Store(), []
     settings = CarbonSettings(location="FR")
     (first,) = _try(settings, 1, store, pushed, "failed")
+    assert first["status"] == "failed"
     assert [r["task"]["try_number"] for r in store.get(STATE_KEY)] == [1]
     records = _try(settings, 2, store, pushed, "success")
     assert [(r["task"]["try_number"], r["status"]) for r in records] == [(1, "failed"), (2, "success")]
