@@ -3,8 +3,6 @@ from the metadata database's XComs, the tracked tasks running against the simula
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
 
 from airflow_carbon import validate_record
@@ -77,14 +75,6 @@ def test_listener_is_off_by_default(airflow_dags, fake_gpu):
     fake_gpu("count=1; power=const:100")
     _, records = _run(airflow_dags, "carbon_listener")
     assert {r["task"]["task_id"] for r in records} == {"decorated"}
-
-
-def test_tracked_tasks_link_to_their_emissions_page(airflow_dags, fake_gpu):
-    fake_gpu("count=1")
-    run = airflow_dags.get_dag("carbon_classic").test()
-    url = xcom_value(run.run_id, "classic", "_link_CarbonEmissionsLink")
-    # the task instance's "Carbon" tab inside Airflow's UI (the UI plugin's view, see tests/test_ui.py)
-    assert url == f"/dags/carbon_classic/runs/{quote(run.run_id, safe='')}/tasks/classic/plugin/carbon-task"
 
 
 def test_records_survive_without_a_gpu_driver(airflow_dags):

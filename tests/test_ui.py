@@ -187,6 +187,21 @@ def test_runs_recorded_by_0_3_are_summed_once_beside_newer_ones(ui, live_run, ai
     assert _records(LIVE_DAG, older.run_id) and len(_records(LIVE_DAG, older.run_id)) == len(_records(LIVE_DAG, live_run.run_id))
 
 
+def test_tracked_task_instances_link_to_their_carbon_tab_and_others_have_no_link(ui):
+    """The "Carbon emissions" extra link, as Airflow's UI asks the API server for a task instance's links."""
+    run = quote(ui.card_run, safe="")
+
+    def links(task_id: str, map_index: int = -1) -> dict:
+        response = ui.server.get(f"/api/v2/dags/carbon_card_local/dagRuns/{run}/taskInstances/{task_id}/links?map_index={map_index}")
+        assert response.status_code == 200, response.text
+        return response.json()["extra_links"]
+
+    # the task instance's "Carbon" tab inside Airflow's UI (the UI plugin's view)
+    assert links("train", 1)["Carbon emissions"] == f"/dags/carbon_card_local/runs/{run}/tasks/train/mapped/1/plugin/carbon-task"
+    assert links("untracked").get("Carbon emissions") is None  # left out by Airflow's UI
+    assert links("publish").get("Carbon emissions") is None
+
+
 def test_text_from_workers_and_ids_render_as_text(ui):
     for path in [f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}",
                  f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}/tasks/train?map_index=0", "/carbon/dags/carbon_card_local?period=all"]:

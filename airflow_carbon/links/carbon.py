@@ -1,4 +1,10 @@
-"""Airflow layer: the "Carbon emissions" extra link of tracked tasks, to their tab in the Airflow UI."""
+"""Airflow layer: the "Carbon emissions" extra link of tracked tasks, to their tab in the Airflow UI.
+
+A global extra link (the plugin's ``global_operator_extra_links``), resolved by the API server when a task
+instance's links are asked for: an operator's own extra link would cost every try one more execution-API round
+trip (Airflow pushes each one as an XCom when the try ends). It links the task instances that have records
+(tracked by the decorator, an operator or the listener) and gives None, which Airflow's UI leaves out, for the
+others."""
 
 from __future__ import annotations
 
@@ -22,5 +28,23 @@ class CarbonEmissionsLink(BaseOperatorLink):
 
     name = "Carbon emissions"
 
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str | None:
+        if not _has_records(ti_key):
+            return None
         return task_instance_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+
+
+def _has_records(ti_key: TaskInstanceKey) -> bool:
+    """Whether the task instance pushed records (one indexed read of the metadata DB, in the API server)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_carbon.xcom import XCOM_KEY
+
+    query = select(XComModel.key).where(
+        XComModel.dag_id == ti_key.dag_id, XComModel.run_id == ti_key.run_id, XComModel.task_id == ti_key.task_id,
+        XComModel.map_index == ti_key.map_index, XComModel.key == XCOM_KEY,
+    ).limit(1)
+    with create_session() as session:
+        return session.scalar(query) is not None

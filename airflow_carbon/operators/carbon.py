@@ -20,7 +20,6 @@ from airflow.providers.standard.operators.python import PythonOperator
 
 from airflow_carbon.core.intensity import resolve_intensity
 from airflow_carbon.core.options import is_template, options_in, with_option_docs
-from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.settings import CarbonSettings
 from airflow_carbon.start_planning import plan_try, recent_records, started
 from airflow_carbon.task_tracking import TaskTracker, status_of
@@ -64,7 +63,6 @@ class CarbonTrackingMixin:
 
     __doc__ = with_option_docs(__doc__, "task")
 
-    operator_extra_links = (CarbonEmissionsLink(),)
     carbon_tracked = True
     """Marks operators measured by themselves, so that the listener never measures them twice."""
 

@@ -43,6 +43,7 @@ class CarbonPlugin(AirflowPlugin):
 
     name = "carbon"
     listeners: ClassVar[list[Any]] = [carbon_listener]
-    operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]
+    global_operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]
+    operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]  # DAGs serialized by 0.3.x name it
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": LazyCarbonApp(), "url_prefix": "/carbon", "name": "Carbon emissions"}]
     external_views = EXTERNAL_VIEWS
