@@ -7,10 +7,11 @@ Pure data, no I/O and no Airflow (the spec: https://huggingface.co/docs/hub/mode
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from airflow_carbon._version import __version__
-from airflow_carbon.core.aggregate import geographical_location, hardware_used, totals
+from airflow_carbon.core.aggregate import Aggregate
 from airflow_carbon.core.live import SOURCES
 from airflow_carbon.core.options import OPTION, OptionError, validate
 from airflow_carbon.core.record import Record
@@ -34,16 +35,15 @@ def validate_training_type(training_type: object) -> str:
     return validate("training_type", training_type)
 
 
-def _methods(records: list[Record]) -> str:
+def _methods(aggregate: Aggregate) -> str:
     """E.g. 'GPU: NVML energy counters; CPU and RAM estimated' from the records' component methods."""
-    gpu = sorted({g["method"] for r in records for g in r["gpus"]} - {"missing"})
+    gpu = sorted(aggregate.gpu_methods - {"missing"})
     parts = []
     if gpu:
         parts.append("GPU: " + ", ".join(_GPU_METHODS.get(m, m) for m in gpu))
-    if any(r["components"]["gpu"]["method"] == "missing" for r in records):
+    if aggregate.gpu_missing:
         parts.append("some GPU energy missing")
-    cpu = {r["components"]["cpu"]["method"] for r in records}
-    ram = {r["components"]["ram"]["method"] for r in records}
+    cpu, ram = aggregate.cpu_methods, aggregate.ram_methods
     if cpu == {"estimated"} and ram == {"estimated"}:
         parts.append("CPU and RAM estimated")
     else:
@@ -52,46 +52,46 @@ def _methods(records: list[Record]) -> str:
     return "; ".join(parts)
 
 
-def _grid(records: list[Record]) -> str:
+def _grid(aggregate: Aggregate) -> str:
     """Where the grams' grid intensity came from, where a live source was used for any try: e.g.
     '; grid intensity: live from Electricity Maps (zone FR) for 3 of 4 tries, bundled table otherwise'.
     Nothing for records that used the bundled table alone (the source said so before live sources)."""
     live: dict[str, int] = {}
-    for r in records:
-        i = r["intensity"]
-        if i.get("method") == "live":
-            source = SOURCES.get(i.get("live_source", ""))
-            label = source.short_name if source else str(i.get("live_source"))
-            if source and source.signal == "marginal":
-                label += " (marginal)"
-            elif i.get("live_source") == "uk_carbon_intensity":
-                label += " (operational)"
-            key = label + (f" (zone {i['zone']})" if i.get("zone") else "")
-            live[key] = live.get(key, 0) + 1
+    for (live_source, zone), tries in aggregate.live.items():
+        source = SOURCES.get(live_source or "")
+        label = source.short_name if source else str(live_source)
+        if source and source.signal == "marginal":
+            label += " (marginal)"
+        elif live_source == "uk_carbon_intensity":
+            label += " (operational)"
+        key = label + (f" (zone {zone})" if zone else "")
+        live[key] = live.get(key, 0) + tries
     if not live:
-        fell_back = sum(1 for r in records if "fallback" in r["intensity"])
+        fell_back = aggregate.fell_back
         return f"; grid intensity: bundled table (the live source gave no figure for {fell_back} tries)" if fell_back else ""
     used = sum(live.values())
     text = "; grid intensity: live from " + ", ".join(live)
-    if used < len(records):
-        text += f" for {used} of {len(records)} tries, bundled table otherwise"
-    if any("fallback" in r["intensity"] for r in records if r["intensity"].get("method") == "live"):
+    if used < aggregate.tries:
+        text += f" for {used} of {aggregate.tries} tries, bundled table otherwise"
+    if aggregate.live_fell_back:
         text += " (some hours from the bundled table where the source gave none)"
     return text
 
 
-def co2_eq_emissions(records: list[Record], training_type: str, *, origin: str) -> dict[str, Any]:
-    """The card's ``co2_eq_emissions`` for ``records`` (all tries of all tasks). ``origin`` names where
-    the figures come from (e.g. "DAG train_llm") and goes into ``source``, so the operator can recognise
-    its own entry when it runs again."""
-    if not records:
+def co2_eq_emissions(records: Iterable[Record] | Aggregate, training_type: str, *, origin: str) -> dict[str, Any]:
+    """The card's ``co2_eq_emissions`` for ``records`` (all tries of all tasks): a list, any iterable (consumed
+    once, in constant memory), or an :class:`~airflow_carbon.core.aggregate.Aggregate` the caller filled
+    record by record. ``origin`` names where the figures come from (e.g. "DAG train_llm") and goes into
+    ``source``, so the operator can recognise its own entry when it runs again."""
+    aggregate = records if isinstance(records, Aggregate) else Aggregate.of(records)
+    if not aggregate.tries:
         raise ValueError("no records to summarise")
     return {
-        "emissions": grams(totals(records)["emissions_g"]),
-        "source": f"airflow-carbon {__version__} ({origin}): {_methods(records)}{_grid(records)}",
+        "emissions": grams(aggregate.emissions_g),
+        "source": f"airflow-carbon {__version__} ({origin}): {_methods(aggregate)}{_grid(aggregate)}",
         "training_type": training_type,
-        "geographical_location": geographical_location(records),
-        "hardware_used": hardware_used(records),
+        "geographical_location": aggregate.geographical_location(),
+        "hardware_used": aggregate.hardware_used(),
     }
 
 

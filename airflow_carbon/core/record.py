@@ -31,7 +31,7 @@ import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, NotRequired, TypedDict, get_args
+from typing import Any, Literal, NotRequired, TypedDict, Union, get_args
 
 SCHEMA_VERSION = 2
 """The version of the records this package writes, and the newest it reads. Version 2 (0.2.0) added live
@@ -265,7 +265,7 @@ def record_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
 
 @functools.cache
 def _fast_check(version: int) -> Any:
-    """The schema compiled to Python by fastjsonschema (~100x faster than jsonschema's interpreter)."""
+    """The schema compiled to Python by fastjsonschema: the fast path where :func:`_fast_types` cannot be built."""
     import fastjsonschema
 
     return fastjsonschema.compile(record_schema(version))
@@ -292,17 +292,34 @@ def _version(record: dict[str, Any]) -> int:
 
 def validate_record(record: Any) -> Record:
     """Return ``record`` unchanged if it follows the schema of its ``schema_version``, else raise RecordError
-    naming the field (a version newer than this package reads included)."""
+    naming the field (a version newer than this package reads included). The fast check (:func:`_fast_types`)
+    accepts; anything it refuses is judged, and explained, by the schema itself."""
     if not isinstance(record, dict):
         raise RecordError(f"a record must be a JSON object, got {type(record).__name__}")
     version = _version(record)
-    import fastjsonschema
+    types = _fast_types(version)
+    if types is not None:
+        import msgspec
 
-    try:
-        _fast_check(version)(record)
-        return record  # type: ignore[return-value]
-    except fastjsonschema.JsonSchemaException:
-        pass  # explain it with jsonschema, which names the field best
+        try:
+            msgspec.convert(record, types)
+            return record  # type: ignore[return-value]
+        except msgspec.ValidationError:
+            pass
+    else:
+        import fastjsonschema
+
+        try:
+            _fast_check(version)(record)
+            return record  # type: ignore[return-value]
+        except fastjsonschema.JsonSchemaException:
+            pass
+    return _explain(record, version)
+
+
+def _explain(record: dict[str, Any], version: int) -> Record:
+    """The schema's own verdict on a record the fast check refused: RecordError naming the first bad field
+    (jsonschema names it best), or the record where the schema accepts it (the fast check is the stricter)."""
     errors = sorted(_validator(version).iter_errors(record), key=lambda e: (len(e.absolute_path), e.json_path))
     if errors:
         first = errors[0]
@@ -310,6 +327,149 @@ def validate_record(record: Any) -> Record:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise RecordError(f"invalid record field {field}: {first.message}{more}")
     return record  # type: ignore[return-value]
+
+
+def decode_record(data: str | bytes) -> Record:
+    """A record from its JSON text, validated and in the newest shape, for reading only (the readers that
+    stream thousands of records: files, the card). A record of the newest version comes as a read-only
+    view (a msgspec Struct), decoded and checked in one pass without building dicts; it reads like the dict
+    (``r["gpus"][0]["uuid"]``, ``r.get("status")``, ``"shift" in r``) for every field the schema names.
+    Any other record comes as :func:`load_record`'s dict. RecordError names the bad field, as load_record does."""
+    types = _fast_types(SCHEMA_VERSION)
+    if types is not None:
+        import msgspec
+
+        try:
+            return msgspec.json.decode(data, type=types)  # type: ignore[no-any-return]
+        except msgspec.DecodeError:
+            pass  # an older version, a bad record or not JSON: load_record judges it and names the field
+    return load_record(data)
+
+
+# -- the fast check: the schema compiled to msgspec types ------------------------------------------
+# Records are read by the hundred thousand (a model card over a large sweep), and jsonschema (or even
+# fastjsonschema's generated code) spends far longer checking a record than reading it. So each version's
+# JSON Schema is compiled, once, into msgspec Struct types, which msgspec's C code decodes and checks in
+# one pass. The compiler knows only the keywords below and refuses any other, so the types can never be
+# looser than the schema: every type, required field, enum, const, bound, pattern and closed object is
+# there; where the types are stricter (1.0 for an integer, an int beyond 64 bits), the record falls back
+# to jsonschema, which accepts it or names the field. See docs/scaling.md, "Validating records at scale".
+
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples",
+                          "format"})  # format: an annotation in draft-07 (jsonschema does not assert it either)
+_KNOWN = _ANNOTATIONS | {"type", "properties", "required", "additionalProperties", "items", "enum", "const", "$ref",
+                         "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern"}
+
+
+class _Unsupported(Exception):
+    """The schema uses a keyword the compiler does not translate: the fast check is not built."""
+
+
+@functools.cache
+def _view_base() -> type:
+    import msgspec
+
+    class RecordView(msgspec.Struct, kw_only=True, frozen=True):
+        """A checked record (or a part of one) as msgspec decoded it: reads like the dict for the fields the
+        schema names; a field the record does not have reads as absent (KeyError, ``get``'s default)."""
+
+        def __getitem__(self, key: str) -> Any:
+            value = getattr(self, key, msgspec.UNSET)
+            if value is msgspec.UNSET:
+                raise KeyError(key)
+            return value
+
+        def get(self, key: str, default: Any = None) -> Any:
+            value = getattr(self, key, msgspec.UNSET)
+            return default if value is msgspec.UNSET else value
+
+        def __contains__(self, key: str) -> bool:
+            return getattr(self, key, msgspec.UNSET) is not msgspec.UNSET
+
+        def to_dict(self) -> dict[str, Any]:
+            """The plain JSON dict (the fields the schema names)."""
+            return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+    return RecordView
+
+
+@functools.cache
+def _fast_types(version: int) -> Any:
+    """The msgspec type of a record of ``version`` (a :class:`RecordView` Struct), or None where msgspec is
+    missing or the schema uses a keyword this compiler does not translate (the checks then use fastjsonschema)."""
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:
+        return None
+    schema = record_schema(version)
+    try:
+        return _compile(schema, schema, {}, "RecordView")
+    except _Unsupported:
+        return None
+
+
+def _compile(node: dict[str, Any], root: dict[str, Any], defs: dict[str, Any], name: str) -> Any:
+    """The msgspec type that accepts what the schema ``node`` accepts, or less; _Unsupported otherwise."""
+
+    unknown = set(node) - _KNOWN
+    if unknown:
+        raise _Unsupported(f"{name}: {sorted(unknown)}")
+    if "$ref" in node:
+        ref = node["$ref"]
+        if len(set(node) - _ANNOTATIONS) != 1 or not ref.startswith("#/$defs/"):
+            raise _Unsupported(f"{name}: $ref {ref}")
+        key = ref.removeprefix("#/$defs/")
+        if key not in defs:
+            defs[key] = _compile(root["$defs"][key], root, defs, key.title() + "View")
+        return defs[key]
+    if "const" in node or "enum" in node:
+        values = [node["const"]] if "const" in node else node["enum"]
+        if set(node) - _ANNOTATIONS - {"const", "enum"} or not all(v is None or type(v) in (str, int) for v in values):
+            raise _Unsupported(f"{name}: enum {values}")
+        literals = [v for v in values if v is not None]
+        return Union[tuple(([Literal[tuple(literals)]] if literals else []) + ([None] if None in values else []))]  # noqa: UP007 (built from a tuple at runtime)
+    kinds = node.get("type")
+    if kinds is None:
+        raise _Unsupported(f"{name}: no type")
+    return Union[tuple(_compile_kind(kind, node, root, defs, name) for kind in ([kinds] if isinstance(kinds, str) else kinds))]  # noqa: UP007
+
+
+_BOUNDS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt"}
+_FOR_KIND = {"string": {"pattern"}, "number": set(_BOUNDS), "integer": set(_BOUNDS), "boolean": set(), "null": set(),
+             "array": {"items"}, "object": {"properties", "required", "additionalProperties"}}
+
+
+def _compile_kind(kind: str, node: dict[str, Any], root: dict[str, Any], defs: dict[str, Any], name: str) -> Any:
+    """One JSON type of ``node`` with the keywords that apply to it (a keyword of another type ignores it)."""
+    from typing import Annotated
+
+    import msgspec
+
+    if kind not in _FOR_KIND:
+        raise _Unsupported(f"{name}: type {kind}")
+    if kind in ("number", "integer"):
+        bounds = {_BOUNDS[k]: v for k, v in node.items() if k in _BOUNDS}
+        if not all(type(v) in (int, float) for v in bounds.values()):
+            raise _Unsupported(f"{name}: bounds {bounds}")
+        base = float if kind == "number" else int
+        return Annotated[base, msgspec.Meta(**bounds)] if bounds else base
+    if kind == "string":
+        return Annotated[str, msgspec.Meta(pattern=node["pattern"])] if "pattern" in node else str
+    if kind in ("boolean", "null"):
+        return bool if kind == "boolean" else None
+    if kind == "array":
+        return list[_compile(node["items"], root, defs, name + "Item")] if "items" in node else list
+    properties, required = node.get("properties"), set(node.get("required", ()))
+    closed = node.get("additionalProperties", True)
+    if properties is None or closed not in (True, False) or not required <= set(properties):
+        raise _Unsupported(f"{name}: object")
+    fields = []
+    for key, sub in properties.items():
+        if not key.isidentifier() or key.startswith("_") or hasattr(_view_base(), key):
+            raise _Unsupported(f"{name}: field {key}")
+        typ = _compile(sub, root, defs, name + key.title())
+        fields.append((key, typ) if key in required else (key, Union[typ, msgspec.UnsetType], msgspec.UNSET))  # noqa: UP007
+    return msgspec.defstruct(name, fields, bases=(_view_base(),), kw_only=True, frozen=True, forbid_unknown_fields=not closed, gc=False)
 
 
 def _v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
