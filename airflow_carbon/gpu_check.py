@@ -6,7 +6,8 @@ minute with the default 20 s load). It
 
 - lists the GPUs and what NVML supports on each: the total-energy counter, the instant power field
   (``nvmlDeviceGetFieldValues``, ``NVML_FI_DEV_POWER_INSTANT``), MIG (mode, MIG devices, their compute slices)
-  and per-process utilisation;
+  and per-process utilisation; and which power reading the meter samples on it, how often at most
+  (:class:`~airflow_carbon.core.nvml.PowerSensor`: ``meter_power_source``, ``meter_power_period_s``);
 - runs a load: PyTorch matmuls on the first GPU not in MIG mode where ``torch`` has CUDA, else an idle phase
   and then a phase observed with ``nvidia-smi`` (the report says which ran);
 - compares, per GPU and phase, the energy counter, our integral of sampled power (``nvmlDeviceGetPowerUsage``
@@ -199,6 +200,12 @@ class _Gpu:
         except pynvml.NVMLError as exc:
             supports["instant_power_field"] = False
             supports["instant_power_field_error"] = str(exc)
+        try:  # what the meter's sampling thread reads on this GPU
+            capability = (int(cc[0]), int(cc[1])) if isinstance(cc, tuple) else (0, 0)
+            sensor = nvml.PowerSensor(nvml.Gpu(self.index, self.uuid, self.name, h, compute_capability=capability))
+            supports["meter_power_source"], supports["meter_power_period_s"] = sensor.source, sensor.period_s
+        except nvml.NvmlError as exc:
+            supports["meter_power_source"] = f"error: {exc}"
         supports["mig"] = self._mig(pynvml)
         try:
             supports["process_utilization"] = "supported" if nvml.process_utilization(h) else "no samples"
@@ -575,7 +582,9 @@ class _Check:
             if not g.power:
                 self.fail(f"GPU {g.index} ({g.name}): NVML gives no power reading ({s.get('power_usage_error')})")
             if not g.instant:
-                self.note(f"GPU {g.index}: NVML has no instant power field (NVML_FI_DEV_POWER_INSTANT) on it")
+                average = ", a 1 s average on this GPU (peak power is a peak of 1 s averages)"
+                self.note(f"GPU {g.index}: NVML has no instant power field (NVML_FI_DEV_POWER_INSTANT) on it: the meter samples "
+                          "nvmlDeviceGetPowerUsage" + (average if s.get("meter_power_source") == "average" else ""))
             if s["process_utilization"] == "not supported":
                 self.note(f"GPU {g.index}: no per-process utilisation: windows sharing it are split equally")
         return out

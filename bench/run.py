@@ -4,7 +4,9 @@ Accuracy: each scenario runs in its own process with a fake libnvidia-ml.so.1 (c
 power trace has an exact integral. Our counter path, our sampled path and CodeCarbon's
 OfflineEmissionsTracker each measure a task window on the same simulated GPU, one after the other in
 the same process; the error is against the trace's integral over that task's window. Overhead: the wall time of a window's start + stop, the sampling thread's CPU time, and
-`python -X importtime`. Figures are ratios where peers are compared.
+`python -X importtime`; the slowdown of a pure-Python loop running in the measured process while a meter measures
+it (ABBA-alternated against the bare loop), ours and CodeCarbon's. Figures are ratios where peers are compared.
+``--only sampling`` runs and prints only the accuracy and overhead tables (bench/results.json is left as it is).
 
 The source tree is byte-compiled first (as ``pip install`` does for a wheel): where
 ``PYTHONDONTWRITEBYTECODE`` is set, as on this project's machines, every task process of the Airflow
@@ -31,13 +33,33 @@ from carbon_testing import fake_nvml  # the simulated GPU
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The simulated sensors behave as the real ones (fake_nvml.c): on an H200 nvmlDeviceGetPowerUsage is a 1 s average
+# and the instant power field updates every 20 ms; a P100 has no instant field and its power reading updates every 20 ms.
+H200 = "power_avg_s=1; power_period_s=0.02"
+P100 = "counter=0; cc=6.0; name=Tesla P100-PCIE-16GB; instant_power=0; power_period_s=0.02"
+BURSTY = "power=square:100:400:0.3"
 SCENARIOS = {
     # name: (fake NVML config, task seconds)
-    "constant 300 W, 10 s": ("count=1; counter=1; power=const:300", 10.0),
-    "bursty 100/400 W (0.3 s), 10 s": ("count=1; counter=1; power=square:100:400:0.3", 10.0),
-    "2 s task, bursty": ("count=1; counter=1; power=square:100:400:0.3", 2.0),
-    "no counter (pre-Volta), bursty, 10 s": ("count=1; counter=0; cc=6.0; name=Tesla P100-PCIE-16GB; power=square:100:400:0.3", 10.0),
+    "constant 300 W, 10 s": (f"count=1; counter=1; {H200}; power=const:300", 10.0),
+    "bursty 100/400 W (0.3 s), 10 s": (f"count=1; counter=1; {H200}; {BURSTY}", 10.0),
+    "2 s task, bursty": (f"count=1; counter=1; {H200}; {BURSTY}", 2.0),
+    "no counter (pre-Volta), bursty, 10 s": (f"count=1; {P100}; {BURSTY}", 10.0),
 }
+SAMPLER_MODES = {
+    # the sampling thread's CPU over a 10 s window of the default meter: name -> fake NVML config
+    "8 GPUs without energy counter, bursty load": f"count=8; {P100}; {BURSTY}",
+    "8 GPUs with counter, bursty load": f"count=8; counter=1; {H200}; {BURSTY}",
+}
+SLOWDOWN_MODES = {
+    # a pure-Python loop in the measured process, the default meter: name -> fake NVML config
+    "1 GPU with counter": f"count=1; counter=1; {H200}; {BURSTY}",
+    "8 GPUs without counter, bursty": f"count=8; {P100}; {BURSTY}",
+}
+SLOWDOWN_BLOCKS = 30  # A B B A blocks per meter
+SLOWDOWN_LOOP_S = 0.1  # about how long one pass of the loop takes
+STATE_DIR = str(ROOT / "build" / "bench-windows")
+"""The workers' window registry: their own, so that the tests and benches of others on this machine, measuring the
+same simulated GPU UUIDs, do not share its energy with them (docs/accounting.md)."""
 OVERHEAD_WINDOWS = 100
 CODECARBON_OVERHEAD_WINDOWS = 10  # CodeCarbon takes seconds per window; fewer keeps `make bench` short
 
@@ -72,11 +94,11 @@ def accuracy_worker(config: str, seconds: float) -> dict:
 
     result = {}
     for key, kwargs in (("ours_counter", {}), ("ours_sampled", {"gpu_energy": "sampled"})):
-        meter = EnergyMeter(location="FR", **kwargs)
+        meter = EnergyMeter(location="FR", state_dir=STATE_DIR, **kwargs)
         t0, t1 = _window(meter.start, meter.stop, seconds)
         entry = meter.record["gpus"][0]
-        result[key] = {"truth_j": gpu.true_energy_j(0, t0, t1), "energy_j": entry["energy_j"], "method": entry["method"],
-                       "samples": entry["samples"], "sampler_cpu_s": meter.sampler_cpu_s, "duration_s": meter.record["duration_s"]}
+        result[key] = {"truth_j": gpu.true_energy_j(0, t0, t1), "energy_j": entry["energy_j"], "method": entry["method"], "attribution": entry.get("attribution"),
+                       "samples": entry["samples"], "peak_power_w": entry["peak_power_w"], "sampler_cpu_s": meter.sampler_cpu_s, "duration_s": meter.record["duration_s"]}
     tracker = _codecarbon_tracker()
     t0, t1 = _window(tracker.start, tracker.stop, seconds)
     result["codecarbon"] = {"truth_j": gpu.true_energy_j(0, t0, t1),
@@ -119,6 +141,66 @@ def overhead_worker(config: str) -> dict:
     }
 
 
+def sampler_worker(config: str, seconds: float) -> dict:
+    """Run in a child process: the sampling thread's CPU time over one window of ``seconds`` (default meter)."""
+    fake_nvml.activate(config)
+    warnings.simplefilter("ignore")
+    from airflow_carbon import EnergyMeter
+
+    meter = EnergyMeter(location="FR", state_dir=STATE_DIR)
+    _window(meter.start, meter.stop, seconds)
+    record = meter.record
+    return {"sampler_cpu_s": meter.sampler_cpu_s, "duration_s": record["duration_s"], "gpus": len(record["gpus"]),
+            "samples": record["gpus"][0]["samples"], "methods": sorted({g["method"] for g in record["gpus"]})}
+
+
+def _loop(n: int) -> float:
+    """Seconds a pure-Python CPU-bound loop of ``n`` steps takes."""
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x = (x + i * i) % 1_000_003
+    return time.perf_counter() - t
+
+
+def slowdown_worker(config: str) -> dict:
+    """Run in a child process: how much slower a pure-Python loop runs while a meter measures this process.
+
+    A = the bare loop, B = the loop inside an open window (the meter started before the two B runs of a block and
+    stopped after them, neither timed); A B B A, ``SLOWDOWN_BLOCKS`` times, for our meter and then CodeCarbon's tracker. The
+    figure is the median over blocks of (B1 + B2) / (A1 + A2) - 1: a block's four runs are seconds apart,
+    so a load elsewhere on the machine hits both sides alike.
+    """
+    fake_nvml.activate(config)
+    warnings.simplefilter("ignore")
+    from airflow_carbon import EnergyMeter
+
+    n = 100_000
+    while _loop(n) < SLOWDOWN_LOOP_S / 4:
+        n *= 2
+    n = int(n * SLOWDOWN_LOOP_S / _loop(n))
+    makers = {"ours": lambda: EnergyMeter(location="FR", state_dir=STATE_DIR), "codecarbon": _codecarbon_tracker}
+    result: dict = {"loop_steps": n, "blocks": SLOWDOWN_BLOCKS}
+    for name, make in makers.items():
+        meter = make()  # warm-up: NVML and lazy imports
+        meter.start()
+        meter.stop()
+        ratios, bare_s, measured_s = [], 0.0, 0.0
+        for _ in range(SLOWDOWN_BLOCKS):
+            block = {False: _loop(n), True: 0.0}
+            meter = make()
+            meter.start()
+            block[True] = _loop(n) + _loop(n)
+            meter.stop()
+            block[False] += _loop(n)
+            ratios.append(block[True] / block[False])
+            bare_s += block[False]
+            measured_s += block[True]
+        result[name] = {"slowdown_pct": 100 * (statistics.median(ratios) - 1), "bare_s": bare_s, "measured_s": measured_s,
+                        "block_slowdowns_pct": [round(100 * (r - 1), 3) for r in ratios]}
+    return result
+
+
 def _child(args: list[str], env: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], env={**os.environ, **env}, capture_output=True, text=True)
     if out.returncode != 0:
@@ -151,23 +233,78 @@ def _err(measured: float | None, truth: float) -> float | None:
     return None if measured is None else 100.0 * (measured - truth) / truth
 
 
-def main() -> None:
+def measure_sampling(lib_env: dict) -> dict:
+    """The accuracy scenarios and the meter's overhead (window start + stop, sampling thread, slowdown, import)."""
+    results: dict = {"accuracy": {}}
+    for name, (config, seconds) in SCENARIOS.items():
+        r = _child(["--accuracy", config, str(seconds)], {**lib_env, "FAKE_NVML_CONFIG": config})
+        results["accuracy"][name] = r
+        for tool in ("ours_counter", "ours_sampled", "codecarbon"):
+            r[tool]["error_pct"] = _err(r[tool]["energy_j"], r[tool]["truth_j"])
+    config = f"count=1; {H200}; power=const:300"
+    results["overhead"] = _child(["--overhead", config], {**lib_env, "FAKE_NVML_CONFIG": config})
+    const = results["accuracy"]["constant 300 W, 10 s"]["ours_counter"]
+    bursty = results["accuracy"]["bursty 100/400 W (0.3 s), 10 s"]["ours_sampled"]
+    sampler = {"1 GPU with counter, constant 300 W": {**const, "gpus": 1},
+               "1 GPU, forced sampled, bursty load": {**bursty, "gpus": 1}}
+    for name, config in SAMPLER_MODES.items():
+        sampler[name] = _child(["--sampler", config, "10"], {**lib_env, "FAKE_NVML_CONFIG": config})
+    for r in sampler.values():
+        r["cpu_pct_of_core"] = 100 * r["sampler_cpu_s"] / r["duration_s"]
+        r["mean_interval_ms"] = 1e3 * r["duration_s"] / max(r["samples"] - 1, 1)
+    results["sampler"] = sampler
+    results["sampler_cpu_pct_of_core"] = {name: r["cpu_pct_of_core"] for name, r in sampler.items()}
+    results["slowdown"] = {name: _child(["--slowdown", config], {**lib_env, "FAKE_NVML_CONFIG": config})
+                           for name, config in SLOWDOWN_MODES.items()}
+    ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
+    cc_imp, _ = import_time_us("codecarbon")
+    forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
+    results["import"] = {"airflow_carbon.meter_us": ours_imp, "codecarbon_us": cc_imp, "forbidden_imported": forbidden}
+    return results
+
+
+def print_sampling(results: dict) -> None:
+    print("\nEnergy accuracy on the simulated GPU (error against the trace's exact integral; peak: the trace's is 400 W, 300 W constant)")
+    print(f"| {'scenario':<38} | {'meter':<40} | {'true J':>9} | {'measured J':>10} | {'error':>8} | {'peak W':>7} |")
+    print(f"|{'-'*40}|{'-'*42}|{'-'*11}|{'-'*12}|{'-'*10}|{'-'*9}|")
+    labels = (("ours_counter", "airflow-carbon default"), ("ours_sampled", "airflow-carbon forced sampled"), ("codecarbon", "CodeCarbon 3.3"))
+    for name, r in results["accuracy"].items():
+        for tool, label in labels:
+            t = r[tool]
+            method = t.get("method", "")
+            label = label + (f" [{method}]" if method else "")
+            ms = "missing" if t["energy_j"] is None else f"{t['energy_j']:10.1f}"
+            es = "-" if t["error_pct"] is None else f"{t['error_pct']:+7.3f}%"
+            peak = "" if t.get("peak_power_w") is None else f"{t['peak_power_w']:7.1f}"
+            print(f"| {name:<38} | {label:<40} | {t['truth_j']:9.1f} | {ms:>10} | {es:>8} | {peak:>7} |")
+    ov, imp = results["overhead"], results["import"]
+    ratio = ov["codecarbon_setup_start_stop_s"] / ov["ours_setup_start_stop_s"]
+    print("\nOverhead (last column: the ratio CodeCarbon / airflow-carbon, or our goal; slowdowns: median over "
+          f"{next(iter(results['slowdown'].values()))['blocks']} A B B A blocks, A the bare loop, B inside an open window)")
+    print(f"| {'figure':<86} | {'airflow-carbon':>14} | {'CodeCarbon':>12} | {'ratio':>8} |")
+    print(f"|{'-'*88}|{'-'*16}|{'-'*14}|{'-'*10}|")
+    print(f"| {'median setup + start + stop of a window (ms)':<86} | {1e3*ov['ours_setup_start_stop_s']:14.2f} | {1e3*ov['codecarbon_setup_start_stop_s']:12.1f} | {ratio:7.0f}x |")
+    print(f"| {'median start + stop of a window (ms)':<86} | {1e3*ov['ours_start_stop_s']:14.2f} | {'':>12} | {'':>8} |")
+    for name, r in results["sampler"].items():
+        label = f"sampling thread CPU, % of one core: {name} ({r['mean_interval_ms']:.0f} ms mean interval)"
+        print(f"| {label:<86} | {r['cpu_pct_of_core']:14.3f} | {'':>12} | {'<= 1':>8} |")
+    for name, r in results["slowdown"].items():
+        label = f"slowdown of a pure-Python loop in the measured process, %: {name}"
+        print(f"| {label:<86} | {r['ours']['slowdown_pct']:14.3f} | {r['codecarbon']['slowdown_pct']:12.3f} | {'<= 1':>8} |")
+    ours_imp, cc_imp = imp["airflow_carbon.meter_us"], imp["codecarbon_us"]
+    print(f"| {'import time (ms): airflow_carbon.core.meter vs codecarbon':<86} | {ours_imp/1e3:14.1f} | {cc_imp/1e3:12.1f} | {cc_imp/max(ours_imp,1):7.0f}x |")
+
+
+def main(only: str | None = None) -> None:
     for tree in ("airflow_carbon", "testing/carbon_testing", "bench"):
         compileall.compile_dir(ROOT / tree, quiet=1)
     lib_env = fake_nvml.activate("count=1").env
     results: dict = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                                 "cores": os.cpu_count()}, "accuracy": {}, "overhead": {}}
-    rows = []
-    for name, (config, seconds) in SCENARIOS.items():
-        r = _child(["--accuracy", config, str(seconds)], {**lib_env, "FAKE_NVML_CONFIG": config})
-        results["accuracy"][name] = r
-        for tool, label in (("ours_counter", "airflow-carbon default"), ("ours_sampled", "airflow-carbon forced sampled"), ("codecarbon", "CodeCarbon 3.3")):
-            e = _err(r[tool]["energy_j"], r[tool]["truth_j"])
-            r[tool]["error_pct"] = e
-            method = r[tool].get("method", "")
-            rows.append((name, label + (f" [{method}]" if method else ""), r[tool]["truth_j"], r[tool]["energy_j"], e))
-    ov = _child(["--overhead", "count=1; power=const:300"], {**lib_env, "FAKE_NVML_CONFIG": "count=1; power=const:300"})
-    results["overhead"] = ov
+                                 "cores": os.cpu_count()}}
+    results.update(measure_sampling(lib_env))
+    if only == "sampling":
+        print_sampling(results)
+        return
     results["airflow"] = _worker("airflow_overhead.py")
     results["aggregation"] = _worker("aggregation.py")
     results["ui"] = _worker("ui.py")
@@ -175,33 +312,8 @@ def main() -> None:
     results["live_intensity"] = _worker("live_intensity.py")
     results["carbon_aware"] = _worker("carbon_aware.py")
     results["shared_gpu"] = _worker("shared_gpu.py")
-    ours_imp, ours_pkgs = import_time_us("airflow_carbon.core.meter")
-    cc_imp, _ = import_time_us("codecarbon")
-    forbidden = sorted({"airflow", "huggingface_hub", "pandas", "pynvml", "fastapi"} & set(ours_pkgs))
-    results["import"] = {"airflow_carbon.meter_us": ours_imp, "codecarbon_us": cc_imp, "forbidden_imported": forbidden}
-    const = results["accuracy"]["constant 300 W, 10 s"]
-    bursty = results["accuracy"]["bursty 100/400 W (0.3 s), 10 s"]
-    cpu_pct_counter = 100 * const["ours_counter"]["sampler_cpu_s"] / const["ours_counter"]["duration_s"]
-    cpu_pct_fast = 100 * bursty["ours_sampled"]["sampler_cpu_s"] / bursty["ours_sampled"]["duration_s"]
-    results["sampler_cpu_pct_of_core"] = {"counter path, constant 300 W, 100 ms": cpu_pct_counter,
-                                          "sampled path, bursty (fast sampling), 100 ms": cpu_pct_fast}
-
-    print("\nEnergy accuracy on the simulated GPU (error against the trace's exact integral)")
-    print(f"| {'scenario':<38} | {'meter':<34} | {'true J':>9} | {'measured J':>10} | {'error':>8} |")
-    print(f"|{'-'*40}|{'-'*36}|{'-'*11}|{'-'*12}|{'-'*10}|")
-    for name, label, truth, measured, e in rows:
-        ms = "missing" if measured is None else f"{measured:10.1f}"
-        es = "-" if e is None else f"{e:+7.3f}%"
-        print(f"| {name:<38} | {label:<34} | {truth:9.1f} | {ms:>10} | {es:>8} |")
-    ratio = ov["codecarbon_setup_start_stop_s"] / ov["ours_setup_start_stop_s"]
-    print("\nOverhead")
-    print(f"| {'figure':<62} | {'airflow-carbon':>14} | {'CodeCarbon':>12} | {'ratio':>8} |")
-    print(f"|{'-'*64}|{'-'*16}|{'-'*14}|{'-'*10}|")
-    print(f"| {'median setup + start + stop of a window (ms)':<62} | {1e3*ov['ours_setup_start_stop_s']:14.2f} | {1e3*ov['codecarbon_setup_start_stop_s']:12.1f} | {ratio:7.0f}x |")
-    print(f"| {'median start + stop of a window (ms)':<62} | {1e3*ov['ours_start_stop_s']:14.2f} | {'':>12} | {'':>8} |")
-    print(f"| {'sampling thread CPU, % of one core (counter path, 100 ms)':<62} | {cpu_pct_counter:14.3f} | {'':>12} | {'':>8} |")
-    print(f"| {'sampling thread CPU, % of one core (sampled, bursty: 10 ms)':<62} | {cpu_pct_fast:14.3f} | {'':>12} | {'':>8} |")
-    print(f"| {'import time (ms): airflow_carbon.core.meter vs codecarbon':<62} | {ours_imp/1e3:14.1f} | {cc_imp/1e3:12.1f} | {cc_imp/max(ours_imp,1):7.0f}x |")
+    ov, forbidden = results["overhead"], results["import"]["forbidden_imported"]
+    print_sampling(results)
     a = results["airflow"]
     print("\nAirflow (one dag.test() session, SQLite; median over each DAG's mapped task runs)")
     print(f"| {'figure':<62} | {'value':>14} | {'goal':>12} |")
@@ -251,10 +363,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--accuracy", nargs=2, metavar=("CONFIG", "SECONDS"))
     parser.add_argument("--overhead", metavar="CONFIG")
+    parser.add_argument("--sampler", nargs=2, metavar=("CONFIG", "SECONDS"))
+    parser.add_argument("--slowdown", metavar="CONFIG")
+    parser.add_argument("--only", choices=["sampling"],
+                        help="sampling: only the accuracy and overhead tables (printed; bench/results.json is left as it is)")
     a = parser.parse_args()
     if a.accuracy:
         print(json.dumps(accuracy_worker(a.accuracy[0], float(a.accuracy[1]))))
     elif a.overhead:
         print(json.dumps(overhead_worker(a.overhead)))
+    elif a.sampler:
+        print(json.dumps(sampler_worker(a.sampler[0], float(a.sampler[1]))))
+    elif a.slowdown:
+        print(json.dumps(slowdown_worker(a.slowdown)))
     else:
-        main()
+        main(only=a.only)

@@ -91,6 +91,7 @@ def test_two_gpus_one_in_mig_mode_everything_agrees_and_every_check_passes(tmp_p
     assert g0["uuid"] == "GPU-fa4e0000-0000-4000-8000-000000000000" and g0["power_limit_w"] == 700.0
     for g in (g0, g1):
         assert g["supports"]["energy_counter"] is True and g["supports"]["instant_power_field"] is True
+        assert (g["supports"]["meter_power_source"], g["supports"]["meter_power_period_s"]) == ("instant", 0.02)
         assert g["supports"]["process_utilization"] == "no samples"
     assert g0["supports"]["mig"]["mode"] == "disabled" and g0["supports"]["mig"]["devices"] == []
     mig = g1["supports"]["mig"]
@@ -148,7 +149,9 @@ def test_without_an_energy_counter_sampled_power_is_compared_with_nvidia_smi(tmp
     assert proc.returncode == 0 and report["passed"], report["verdict"]
     (g,) = report["gpus"]
     assert g["supports"]["energy_counter"] is False and g["supports"]["instant_power_field"] is False
+    assert g["supports"]["meter_power_source"] == "average"  # an H200 (the default model): NVML's power is a 1 s average
     assert any("has no energy counter" in v for v in report["verdict"])
+    assert any("no instant power field" in v and "1 s average" in v for v in report["verdict"])
     assert any(v.startswith("ok: nvidia-smi's power.draw and our sampled power (no counter) agree") for v in report["verdict"])
     smi_phase = report["load"]["phases"][-1]
     assert smi_phase["nvidia_smi_polled"]

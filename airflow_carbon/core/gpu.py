@@ -1,8 +1,11 @@
 """GPU energy over one window: NVML's total-energy counter where the GPU has one, sampled power otherwise.
 
 Power is sampled on every GPU in any case (for mean and peak power, and as the fallback when the counter
-is missing, goes backwards after a driver reload, or the GPU is lost mid-window). Sampled energy is the
-trapezoidal integral of the samples, including one taken synchronously at the window's start and end.
+is missing, goes backwards after a driver reload, or the GPU is lost mid-window), all GPUs in one pass per
+tick: NVML's instant power field where the GPU gives it, else ``nvmlDeviceGetPowerUsage`` (a 1 s average on
+Ampere and newer), through buffers allocated once (:class:`~airflow_carbon.core.nvml.PowerSensor`). Sampled
+energy is the trapezoidal integral of the samples, including one taken synchronously at the window's start
+and end, kept as a running sum (no list of samples: they come up to 50 times a second, for days).
 NVML's utilisation (% of time a kernel ran) is sampled at the host rate (1 Hz) and once at the window's
 end, and averaged (the utilisation CodeCarbon reports).
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from airflow_carbon.core import nvml
 from airflow_carbon.core.processes import descendants
@@ -33,9 +36,16 @@ _FAST_CHANGE_MIN_W = 5.0
 @dataclass
 class _Track:
     gpu: nvml.Gpu
+    sensor: nvml.PowerSensor | None = None
     start_mj: int | None = None
     end_mj: int | None = None
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, W)
+    # power samples, integrated as they come: how many, the first and last (monotonic s, W), the peak (W)
+    samples: int = 0
+    first_t: float = 0.0
+    last_t: float = 0.0
+    last_w: float = 0.0
+    peak_w: float | None = None
+    sampled_j: float = 0.0  # J: trapezoidal integral of the samples so far
     lost_at: float | None = None
     error: str | None = None
     util_sum_percent: int = 0  # running sum and count of NVML utilisation samples (no list: sampled at 1 Hz for days)
@@ -45,7 +55,7 @@ class _Track:
     # sharing: the device's energy since the last host sample is split by this window's share of it
     tick_t: float = 0.0  # monotonic s of the last host sample (the start of the interval not yet split)
     tick_mj: int | None = None  # the counter there, mJ
-    tick_sample: int = 0  # index of the power sample taken at the last host sample
+    tick_sampled_j: float = 0.0  # sampled_j at the last host sample
     share: float = 1.0  # this window's share of the GPU in the last interval
     attributed_counter_j: float = 0.0  # J: this window's part so far, from the counter and from sampled power
     attributed_sampled_j: float = 0.0
@@ -69,18 +79,25 @@ class _Track:
 
     def read_power(self, t: float) -> bool:
         """Take one power sample at ``t``; return True when power moved fast since the last one."""
-        if self.lost_at is not None or self.error is not None:
+        if self.lost_at is not None or self.error is not None or self.sensor is None:
             return False
         try:
-            watts = mw_to_w(nvml.power_mw(self.gpu.handle))
+            watts = mw_to_w(self.sensor.read_mw())
         except nvml.NvmlError as exc:
             if exc.gpu_lost:
                 self.lost_at = t
             else:
                 self.error = str(exc)
             return False
-        previous = self.samples[-1][1] if self.samples else watts
-        self.samples.append((t, watts))
+        if self.samples:
+            previous = self.last_w
+            self.sampled_j += (t - self.last_t) * (previous + watts) / 2.0
+        else:
+            previous, self.first_t, self.peak_w = watts, t, watts
+        self.samples += 1
+        self.last_t, self.last_w = t, watts
+        if watts > self.peak_w:  # type: ignore[operator]
+            self.peak_w = watts
         return abs(watts - previous) > max(_FAST_CHANGE_FRACTION * previous, _FAST_CHANGE_MIN_W)
 
 
@@ -108,6 +125,13 @@ class GpuWindow:
         """True when some GPU's energy comes from sampled power (no counter, or counter disabled)."""
         return any(track.start_mj is None for track in self._tracks)
 
+    @property
+    def sensor_period_s(self) -> float | None:
+        """Seconds between updates of the fastest power reading among the GPUs whose energy comes from sampled
+        power (sampling faster than that reads the same values again); None when there is none."""
+        periods = [t.sensor.period_s for t in self._tracks if t.start_mj is None and t.sensor is not None]
+        return min(periods) if periods else None
+
     def start(self, t: float) -> None:
         """Read every counter and take a first power sample; call it last when opening a window."""
         if self.registry is not None:
@@ -117,6 +141,10 @@ class GpuWindow:
                 self.sharing_error = f"GPU sharing: the window registry {self.registry.directory} is unusable ({exc}); " \
                     "each GPU's whole energy is counted as this window's"
         for track in self._tracks:
+            try:
+                track.sensor = nvml.PowerSensor(track.gpu)
+            except nvml.NvmlError as exc:
+                track.error = str(exc)
             if track.gpu.mig_devices:
                 try:
                     track.mig = nvml.mig_share(track.gpu)
@@ -128,7 +156,7 @@ class GpuWindow:
                 except nvml.NvmlError as exc:
                     track.error = str(exc)
             track.read_power(t)
-            track.tick_t, track.tick_mj, track.tick_sample = t, track.start_mj, len(track.samples) - 1
+            track.tick_t, track.tick_mj, track.tick_sampled_j = t, track.start_mj, track.sampled_j
 
     def read_end_counters(self, t: float) -> None:
         """Read every counter; call it first when closing a window, so the counter window hugs the task."""
@@ -144,6 +172,7 @@ class GpuWindow:
                     track.error = str(exc)
 
     def sample(self, t: float) -> bool:
+        """Take one power sample of every GPU (one pass, on the sampler thread); True when power moved fast."""
         fast = False
         for track in self._tracks:
             fast |= track.read_power(t)
@@ -189,8 +218,8 @@ class GpuWindow:
             track.share = share
             if now_mj is not None and track.tick_mj is not None and now_mj >= track.tick_mj:
                 track.attributed_counter_j += mj_to_j(now_mj - track.tick_mj) * share
-            track.attributed_sampled_j += integrate_j(track.samples[track.tick_sample:]) * share
-            track.tick_t, track.tick_mj, track.tick_sample = t, now_mj, max(0, len(track.samples) - 1)
+            track.attributed_sampled_j += (track.sampled_j - track.tick_sampled_j) * share
+            track.tick_t, track.tick_mj, track.tick_sampled_j = t, now_mj, track.sampled_j
 
     def close(self, t: float) -> None:
         """Mark this window closed in the registry (at ``t``, monotonic s). Never raises."""
@@ -251,8 +280,8 @@ class GpuWindow:
         energy_j: float | None
         if end_mj is not None and track.start_mj is not None and end_mj >= track.start_mj:
             energy_j, method = mj_to_j(end_mj - track.start_mj), "counter"
-        elif len(track.samples) >= 2:
-            energy_j, method = integrate_j(track.samples), "sampled"
+        elif track.samples >= 2:
+            energy_j, method = track.sampled_j, "sampled"
             if end_mj is not None and track.start_mj is not None:
                 warnings.append(
                     f"{label}: the energy counter went backwards ({track.start_mj} -> {end_mj} mJ, a driver "
@@ -262,7 +291,7 @@ class GpuWindow:
             energy_j, method = None, "missing"
         complete = track.lost_at is None and track.error is None
         if track.lost_at is not None:
-            measured_s = track.lost_at - track.samples[0][0] if track.samples else 0.0
+            measured_s = track.lost_at - track.first_t if track.samples else 0.0
             warnings.append(
                 f"{label} was lost mid-window, {measured_s:.1f} s after the start: energy after that is missing"
                 + ("" if energy_j is not None else " (none could be measured)")
@@ -271,10 +300,14 @@ class GpuWindow:
             warnings.append(f"{label}: NVML failed ({track.error}); its energy is {'partial' if energy_j else 'missing'}")
         if track.util_error is not None:
             warnings.append(f"{label}: NVML utilisation failed ({track.util_error}); it was sampled {track.util_samples} time(s)")
-        powers = [w for _, w in track.samples]
+        if track.sensor is not None and track.sensor.source == "average" and track.samples:
+            warnings.append(
+                f"{label}: NVML gives no instant power field on it; its power was sampled with nvmlDeviceGetPowerUsage, "
+                "a 1 s average on this GPU: peak_power_w is the peak of 1 s averages"
+                + (", and the sampled energy lags the load by about 0.5 s" if method == "sampled" else "")
+            )
         # seconds the energy covers: the whole window for the counter, the sampled span otherwise
-        sampled = method == "sampled" and len(track.samples) >= 2
-        measured_s = track.samples[-1][0] - track.samples[0][0] if sampled else duration_s
+        measured_s = track.last_t - track.first_t if method == "sampled" else duration_s
         entry: GpuEntry = {
             "index": gpu.index,
             "cuda_index": gpu.cuda_index,
@@ -283,8 +316,8 @@ class GpuWindow:
             "energy_j": energy_j,
             "method": method,
             "mean_power_w": (energy_j / measured_s) if energy_j is not None and measured_s > 0 else None,
-            "peak_power_w": max(powers) if powers else None,
-            "samples": len(track.samples),
+            "peak_power_w": track.peak_w,
+            "samples": track.samples,
             "complete": complete,
             "mean_utilization_percent": track.util_sum_percent / track.util_samples if track.util_samples else None,
             "utilization_samples": track.util_samples,
@@ -313,7 +346,7 @@ def _attribute_entry(entry: GpuEntry, track: _Track, end_mj: int | None, method:
         pending = mj_to_j(end_mj - track.tick_mj) if end_mj is not None and track.tick_mj is not None and end_mj >= track.tick_mj else 0.0
         attributed = track.attributed_counter_j + pending * track.share
     else:
-        attributed = track.attributed_sampled_j + integrate_j(track.samples[track.tick_sample:]) * track.share
+        attributed = track.attributed_sampled_j + (track.sampled_j - track.tick_sampled_j) * track.share
     alone = track.most_windows == 1 and not track.by_utilization
     entry["device_energy_j"] = device_j
     entry["concurrent_windows"] = track.most_windows

@@ -43,7 +43,8 @@ DEFAULT_SAMPLING_INTERVAL_S: float = OPTION["sampling_interval_s"].default
 """Seconds between GPU power samples (100 ms); the option table's default, as every default here."""
 
 FAST_SAMPLING_DIVISOR = 10
-"""While sampled GPU power moves fast, it is sampled this many times more often (10 ms by default)."""
+"""While sampled GPU power moves fast, it is sampled this many times more often, but no more often than the power
+sensor updates (:attr:`~airflow_carbon.core.nvml.PowerSensor.period_s`): 20 ms by default."""
 
 DEFAULT_CHECKPOINT_INTERVAL_S: float = OPTION["checkpoint_interval_s"].default
 """Seconds between checkpoints of the running record (when a checkpoint callback is given)."""
@@ -162,8 +163,10 @@ class EnergyMeter:
             self._prefetch_at(self._wall0)
         if self._gpu is not None:  # last, so that the counter window starts where the task does
             self._guard("GPU measurement failed to start", self._gpu.start, self._t0)
-            if self._gpu.needs_fast_sampling:  # energy from sampled power: sample fast while it moves
-                self._sampler.fast_interval_s = self.sampling_interval_s / FAST_SAMPLING_DIVISOR
+            if self._gpu.needs_fast_sampling:  # energy from sampled power: sample fast while it moves, as fast as it can change
+                fast_s = max(self.sampling_interval_s / FAST_SAMPLING_DIVISOR, self._gpu.sensor_period_s or 0.0)
+                if fast_s < self.sampling_interval_s:
+                    self._sampler.fast_interval_s = fast_s
         self._sampler.start()
 
     def stop(self) -> Record:

@@ -6,6 +6,7 @@ Every pynvml error leaves here as :class:`NvmlError`.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Gpu:
     handle: Any = field(repr=False, compare=False)
     cuda_index: int | None = None
     mig_devices: tuple[str, ...] = ()
+    compute_capability: tuple[int, int] = (0, 0)
+    """CUDA compute capability; (0, 0) where NVML does not say."""
 
 
 @dataclass
@@ -191,6 +194,7 @@ def visible_gpus(visible: VisibleDevices) -> tuple[list[Gpu], list[str]]:
             handle=gpu.handle,
             cuda_index=previous.cuda_index if previous else cuda_index,
             mig_devices=migs,
+            compute_capability=gpu.compute_capability,
         )
     gpus = list(merged.values())
     return gpus, warnings
@@ -230,8 +234,99 @@ def energy_mj(handle: Any) -> int | None:
 
 
 def power_mw(handle: Any) -> int:
-    """The GPU's power draw in mW, as NVML reports it."""
+    """The GPU's power draw in mW, as ``nvmlDeviceGetPowerUsage`` reports it (a 1 s average on Ampere and newer but
+    GA100; :class:`PowerSensor` reads the instant field where there is one)."""
     return int(_call(init().nvmlDeviceGetPowerUsage, handle))
+
+
+FI_DEV_POWER_INSTANT = 186
+"""``NVML_FI_DEV_POWER_INSTANT`` (nvml.h; pynvml's constant of the same name): the board's instant power, mW."""
+
+INSTANT_POWER_PERIOD_S = 0.02
+"""Seconds between updates of an instant power reading (the instant field; ``nvmlDeviceGetPowerUsage`` before
+Ampere): NVIDIA's board sensors update at 50-67 Hz on the GPUs measured in the literature, so sampling faster
+reads the same value again."""
+
+AVERAGE_POWER_PERIOD_S = 0.1
+"""Seconds between reads worth taking of ``nvmlDeviceGetPowerUsage`` where it is a 1 s average (Ampere and newer,
+but GA100): an average over 1 s moves little within 100 ms."""
+
+_C_LOOKUP = "_nvmlGetFunctionPointer"
+"""pynvml's (cached) lookup of NVML's C functions; where a pynvml lacks it, :class:`PowerSensor` uses its public calls."""
+_VALUE_ATTRS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")  # by nvmlValueType_t
+
+
+class PowerSensor:
+    """One GPU's power reading (mW), with its ctypes buffers allocated once: a read calls NVML's C function
+    with them directly and allocates nothing but the int it returns (pynvml builds them at every call).
+
+    ``source``: ``"instant"`` (``NVML_FI_DEV_POWER_INSTANT`` through ``nvmlDeviceGetFieldValues``, where the GPU
+    gives it), else ``nvmlDeviceGetPowerUsage``: ``"average"`` where that is a 1 s average (compute capability
+    above 8.0: Ampere and newer but GA100), ``"usage"`` where it is the sensor's last reading. ``period_s``:
+    how often the reading changes (:data:`INSTANT_POWER_PERIOD_S`, :data:`AVERAGE_POWER_PERIOD_S`).
+    """
+
+    def __init__(self, gpu: Gpu) -> None:
+        pynvml = init()
+        self._pynvml = pynvml
+        self._handle = gpu.handle
+        self._field: Any = None
+        self._value_attr = "uiVal"
+        self._fn: Any = None
+        self._args: tuple[Any, ...] = ()
+        get_pointer = getattr(pynvml, _C_LOOKUP, None)
+        if self._probe_field(pynvml, get_pointer):
+            self.source, self.period_s = "instant", INSTANT_POWER_PERIOD_S
+            return
+        averaged = gpu.compute_capability > (8, 0)
+        self.source = "average" if averaged else "usage"
+        self.period_s = AVERAGE_POWER_PERIOD_S if averaged else INSTANT_POWER_PERIOD_S
+        if get_pointer is not None:
+            try:
+                self._fn = get_pointer("nvmlDeviceGetPowerUsage")
+                self._mw = ctypes.c_uint()
+                self._args = (ctypes.byref(self._mw),)
+            except pynvml.NVMLError:
+                self._fn = None
+
+    def _probe_field(self, pynvml: Any, get_pointer: Any) -> bool:
+        """Whether the GPU gives the instant field; prepares its buffer and function where it does."""
+        try:
+            values = pynvml.nvmlDeviceGetFieldValues(self._handle, [FI_DEV_POWER_INSTANT])
+        except (AttributeError, pynvml.NVMLError):  # an old pynvml or driver, a MIG handle, a lost GPU
+            return False
+        kind = int(values[0].valueType)
+        if values[0].nvmlReturn != 0 or kind >= len(_VALUE_ATTRS):
+            return False
+        self._value_attr = _VALUE_ATTRS[kind]
+        if get_pointer is not None:
+            try:
+                self._fn = get_pointer("nvmlDeviceGetFieldValues")
+            except pynvml.NVMLError:
+                return True  # read through pynvml's own call
+            self._field = pynvml.c_nvmlFieldValue_t()
+            self._field.fieldId = FI_DEV_POWER_INSTANT
+            self._args = (ctypes.c_int32(1), ctypes.byref(self._field))
+        return True
+
+    def read_mw(self) -> int:
+        """The GPU's power (mW) now; raises :class:`NvmlError`."""
+        if self._fn is None:  # a pynvml without the lookup this relies on: its public calls
+            if self.source == "instant":
+                field = _call(self._pynvml.nvmlDeviceGetFieldValues, self._handle, [FI_DEV_POWER_INSTANT])[0]
+                if field.nvmlReturn != 0:
+                    raise NvmlError(f"nvmlDeviceGetFieldValues: {self._pynvml.NVMLError(field.nvmlReturn)}", field.nvmlReturn)
+                return int(getattr(field.value, self._value_attr))
+            return int(_call(self._pynvml.nvmlDeviceGetPowerUsage, self._handle))
+        code = self._fn(self._handle, *self._args)
+        if self._field is None:
+            if code:
+                raise NvmlError(f"nvmlDeviceGetPowerUsage: {self._pynvml.NVMLError(code)}", code)
+            return self._mw.value
+        code = code or self._field.nvmlReturn
+        if code:
+            raise NvmlError(f"nvmlDeviceGetFieldValues: {self._pynvml.NVMLError(code)}", code)
+        return int(getattr(self._field.value, self._value_attr))
 
 
 def utilization_percent(handle: Any) -> int:

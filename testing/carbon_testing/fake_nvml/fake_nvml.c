@@ -33,6 +33,15 @@
  *                       field's nvmlReturn is NOT_SUPPORTED (3).  Every other
  *                       field id, and any field on a MIG handle, is
  *                       NOT_SUPPORTED; the call itself returns SUCCESS
+ *   power_period_s=S    the power sensor's update period (default 0: a new
+ *                       value at every read): a reading at t holds the mean
+ *                       power over the sensor's last period, [u - S, u] with
+ *                       u = S * floor(t / S), as a sensor that averages
+ *                       between its updates
+ *   power_avg_s=S       nvmlDeviceGetPowerUsage is the mean power over the
+ *                       last S seconds, [u - S, u] (default 0: the instant
+ *                       reading; Ampere and newer report a 1 s average,
+ *                       power_avg_s=1); the instant field is unaffected
  *   power=SPEC          power trace in watts as a function of trace time t:
  *       const:W                 constant (default const:100)
  *       square:LOW:HIGH:PERIOD  HIGH while (t mod PERIOD) < PERIOD/2, else
@@ -60,7 +69,8 @@
  *                       Unset, or a file with no line: NOT_FOUND (6), as
  *                       NVML answers when it has no sample (no process)
  * Semantics: counter (mJ) = counter_base_mj + floor(1000 * integral_0^t P)
- * for t < reset_at; power (mW) = round(1000 * P(t)); utilisation gpu % =
+ * for t < reset_at; power (mW) = round(1000 * P(t)) (or the means above);
+ * utilisation gpu % =
  * round(100 * P / limit).  Integrals are closed-form doubles.  Power and
  * energy on a MIG handle return NOT_SUPPORTED, as real NVML does.
  * The configuration is re-parsed whenever the variable's string changes
@@ -108,7 +118,7 @@ typedef struct {
     int cc_major, cc_minor, counter, mig, instant;
     unsigned mig_slices[MAXMIG];
     unsigned long long base_mj, mem_mib;
-    double epoch, lost_at, reset_at, limit_w;
+    double epoch, lost_at, reset_at, limit_w, period_s, avg_s;
     trace_t tr;
 } gpu_t;
 
@@ -274,6 +284,8 @@ static int gpu_apply(gpu_t *g, const char *k, const char *v)
     NUM("instant_power", g->instant = d != 0)
     NUM("counter_base_mj", if (d < 0) return -2; g->base_mj = (unsigned long long)d)
     NUM("epoch", g->epoch = d)
+    NUM("power_period_s", if (d < 0) return -2; g->period_s = d)
+    NUM("power_avg_s", if (d < 0) return -2; g->avg_s = d)
     NUM("power_limit_w", if (d <= 0) return -2; g->limit_w = d)
     NUM("memory_mib", if (d < 1) return -2; g->mem_mib = (unsigned long long)d)
     NUM("mig", if (d < 0 || d > MAXMIG) return -2; g->mig = (int)d)
@@ -620,13 +632,21 @@ static nvmlReturn_t do_energy(nvmlDevice_t d, unsigned long long *mj)
     return OK;
 }
 
+/* the sensor's reading (mW) at trace time t: the mean over [u - window, u], u the sensor's last update; the
+ * power at u where window is 0 */
+static unsigned sensor_mw(const gpu_t *g, double t, double window)
+{
+    double u = g->period_s > 0 ? g->period_s * floor(t / g->period_s) : t;
+    double w = window > 0 ? (tr_integral(&g->tr, u) - tr_integral(&g->tr, u - window)) / window : tr_power(&g->tr, u);
+    return w > 0 ? (unsigned)llround(1000.0 * w) : 0;
+}
+
 static nvmlReturn_t do_power(nvmlDevice_t d, unsigned *mw)
 {
     DEV(d);
     NOPTR(mw);
     if (mig >= 0) return E_NOTSUP;
-    double w = tr_power(&g->tr, trace_time(g));
-    *mw = w > 0 ? (unsigned)llround(1000.0 * w) : 0;
+    *mw = sensor_mw(g, trace_time(g), g->avg_s > 0 ? g->avg_s : g->period_s);
     return OK;
 }
 
@@ -654,9 +674,8 @@ static nvmlReturn_t do_field_values(nvmlDevice_t d, int count, nvmlFieldValue_t 
         v[i].latencyUsec = 0;
         memset(&v[i].value, 0, sizeof v[i].value);
         if (v[i].fieldId == FI_DEV_POWER_INSTANT && mig < 0 && g->instant) {
-            double w = tr_power(&g->tr, t);
             v[i].valueType = VALUE_TYPE_UNSIGNED_INT;
-            v[i].value.uiVal = w > 0 ? (unsigned)llround(1000.0 * w) : 0;
+            v[i].value.uiVal = sensor_mw(g, t, g->period_s);
             v[i].nvmlReturn = OK;
         } else {
             v[i].valueType = VALUE_TYPE_UNSIGNED_INT;
