@@ -39,7 +39,7 @@ from airflow_carbon.core.live import SOURCES, LiveSpec
 from airflow_carbon.core.meter import EnergyMeter
 from airflow_carbon.core.options import OPTION, Option, default_doc, expected, options_in, parse_text
 from airflow_carbon.core.record import COMPONENTS, Component, Record
-from airflow_carbon.core.record_files import RecordFileError, read_record_files
+from airflow_carbon.core.record_files import RecordFileError, iter_record_files, read_record_files
 from airflow_carbon.core.segments import IntensityInterval
 from airflow_carbon.core.units import J_PER_KWH, utc_iso
 
@@ -95,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("dag_id", metavar="DAG_ID")
     r.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the DAG's latest run")
     r.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table", help="default: table")
+    sm = sub.add_parser(
+        "summaries",
+        help="rebuild the UI's table of task-instance summaries from XCom (needs the Airflow environment)",
+        description="Refill carbon_task_summary, the table whose rows the UI sums for finished DAG runs, from the "
+        "records' XComs in the metadata database of the Airflow configured here (every DAG, or those named). "
+        "`airflow db migrate` creates and fills it, and the scheduler adds each run as it ends; rebuild after "
+        "`airflow db clean` removed XComs, or where the scheduler ran without airflow-carbon installed.",
+    )
+    sm.add_argument("action", choices=("rebuild",), help="rebuild: refill the table from XCom")
+    sm.add_argument("--dag-id", action="append", dest="dag_ids", metavar="DAG_ID", help="only this DAG (repeatable)")
     c = sub.add_parser(
         "card",
         help="the records' co2_eq_emissions: print it as YAML, or write it into a model card (--apply)",
@@ -247,6 +257,23 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def summaries_command(args: argparse.Namespace) -> int:
+    """``airflow-carbon summaries rebuild``: refill carbon_task_summary from the records' XComs."""
+    import time
+
+    from airflow.utils.session import create_session
+
+    from airflow_carbon.models.summary import rebuild
+
+    start = time.perf_counter()
+    with create_session() as session:
+        rows = rebuild(session, args.dag_ids)
+    where = "every DAG" if not args.dag_ids else "DAG " + ", ".join(args.dag_ids)
+    print(f"airflow-carbon summaries: {rows} task instance summaries of finished runs of {where} written from XCom "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def records_command(args: argparse.Namespace) -> int:
     """``airflow-carbon records``: a DAG run's records from the metadata database."""
     from airflow.utils.session import create_session
@@ -283,14 +310,15 @@ def card_command(args: argparse.Namespace) -> int:
     from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
     from airflow_carbon.card.publish import preview_file, publish_file
     from airflow_carbon.card.text import CardError, co2_yaml
+    from airflow_carbon.core.aggregate import Aggregate
 
     if args.dry_run and not args.apply:
         print("airflow-carbon card: --dry-run previews an --apply; without --apply nothing is written anyway", file=sys.stderr)
         return 2
     try:
-        records = read_record_files(args.records)
         training_type = validate_training_type(args.training_type)
-        ours = co2_eq_emissions(records, training_type, origin=args.origin)
+        aggregate = Aggregate.of(iter_record_files(args.records, views=True))  # one record at a time: flat memory
+        ours = co2_eq_emissions(aggregate, training_type, origin=args.origin)
         if not args.apply:
             sys.stdout.write(co2_yaml(ours))
             return 0
@@ -304,7 +332,7 @@ def card_command(args: argparse.Namespace) -> int:
         return 2
     state = "written to" if published.changed else "unchanged in"
     print(f"co2_eq_emissions {state} {published.location}: {published.co2_eq_emissions['emissions']:g} g CO2e "
-          f"from {len(records)} record(s)", file=sys.stderr)
+          f"from {aggregate.tries} record(s)", file=sys.stderr)
     return 0
 
 
@@ -667,6 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return card_command(args)
     if args.command == "records":
         return records_command(args)
+    if args.command == "summaries":
+        return summaries_command(args)
     if args.command == "intensity":
         return intensity_command(args)
     if args.command == "gpu-check":

@@ -105,6 +105,7 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "task-decorators": [{"name": "carbon", "class-name": "airflow_carbon.decorators.carbon.carbon_task"}],
         "extra-links": ["airflow_carbon.links.carbon.CarbonEmissionsLink"],
+        "db-managers": ["airflow_carbon.models.db_manager.CarbonDBManager"],
         "integrations": [
             {"integration-name": name, "external-doc-url": url, "tags": ["service"]}
             for name, url in (("Hugging Face Hub", "https://huggingface.co/docs/hub"),

@@ -284,6 +284,20 @@ def test_the_ui_run_json_agrees_with_the_records(runs, cluster):
         assert ui_rows == expected, f"{run.dag_id}: UI rows\n{ui_rows}\nrecords\n{expected}"
 
 
+def test_the_overview_sums_the_summaries_the_scheduler_stored(runs, cluster):
+    """The scheduler stored each finished run's summaries in carbon_task_summary (PostgreSQL): the overview's
+    per-DAG totals are the records' sums."""
+    status, data = cluster.request("GET", "/carbon/api/overview?period=all")
+    assert status == 200, f"GET /carbon/api/overview -> HTTP {status}: {data}"
+    dags = {d["dag_id"]: d for d in data["dags"]}
+    for run in runs.values():
+        records = run.all_records()
+        shown = dags.get(run.dag_id)
+        assert shown is not None, f"{run.dag_id} is not on the overview: {sorted(dags)}"
+        assert shown["emissions_g"] == pytest.approx(sum(r["emissions_g"] for r in records), rel=1e-9)
+        assert shown["tries"] == len(records) and shown["task_instances"] == len(run.records) and shown["runs"] == 1
+
+
 @pytest.fixture(scope="module")
 def aware_run(runs, cluster):
     """carbon_cluster_aware, triggered once the other runs are done (it alone uses the gpu worker then)."""

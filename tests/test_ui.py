@@ -202,6 +202,53 @@ def test_tracked_task_instances_link_to_their_carbon_tab_and_others_have_no_link
     assert links("publish").get("Carbon emissions") is None
 
 
+def _overview(ui) -> dict:
+    data = ui.server.get("/carbon/api/overview?period=all").json()
+    return {d["dag_id"]: (round(d["emissions_g"], 15), d["tries"], d["runs"], d["task_instances"]) for d in data["dags"]}
+
+
+def test_finished_runs_are_summed_from_the_summary_table_which_rebuilds_from_xcom(ui):
+    """The scheduler stores each finished run's summaries in carbon_task_summary (here: dag.test()'s runs); the
+    UI sums that table; `airflow-carbon summaries rebuild` refills it from XCom, to the same figures."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, func, select
+
+    from airflow_carbon.models.summary import task_summary_table
+
+    shown = _overview(ui)
+    with create_session() as session:
+        stored = session.scalar(select(func.count()).select_from(task_summary_table).where(task_summary_table.c.dag_id == "carbon_mapped"))
+        assert stored == shown["carbon_mapped"][3] > 0  # one row per task instance
+        session.execute(delete(task_summary_table))
+    assert "carbon_mapped" not in _overview(ui)  # finished runs are read from the table alone
+    out = subprocess.run([sys.executable, "-m", "airflow_carbon.cli", "summaries", "rebuild"], capture_output=True, text=True)
+    assert out.returncode == 0 and "task instance summaries of finished runs of every DAG written from XCom" in out.stdout, out
+    assert _overview(ui) == shown
+
+
+def test_a_run_that_runs_again_is_read_from_its_xcoms_until_it_ends(ui):
+    """A cleared run goes back to running: the scheduler drops its rows (on_dag_run_running) and the UI sums its
+    XComs' summaries instead, each task instance once."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    from airflow_carbon.models import summary
+
+    shown = _overview(ui)
+    with create_session() as session:
+        run_pk = session.scalar(select(DagRun.id).where(DagRun.run_id == ui.mapped_run))
+        session.execute(update(DagRun).where(DagRun.id == run_pk).values(state="running"))
+        summary.forget_run(session, run_pk)
+    try:
+        assert _overview(ui) == shown
+    finally:
+        with create_session() as session:
+            session.execute(update(DagRun).where(DagRun.id == run_pk).values(state="success"))
+            summary.store_run(session, run_pk)
+    assert _overview(ui) == shown
+
+
 def test_text_from_workers_and_ids_render_as_text(ui):
     for path in [f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}",
                  f"/carbon/dags/carbon_card_local/runs/{_q(ui.card_run)}/tasks/train?map_index=0", "/carbon/dags/carbon_card_local?period=all"]:

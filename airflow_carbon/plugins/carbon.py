@@ -11,6 +11,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_carbon.links.carbon import CarbonEmissionsLink
 from airflow_carbon.listeners import carbon as carbon_listener
+from airflow_carbon.listeners import run_summaries
 
 
 class LazyCarbonApp:
@@ -42,7 +43,7 @@ class CarbonPlugin(AirflowPlugin):
     """Registers airflow-carbon's listener, operator extra link and UI with Airflow."""
 
     name = "carbon"
-    listeners: ClassVar[list[Any]] = [carbon_listener]
+    listeners: ClassVar[list[Any]] = [carbon_listener, run_summaries]
     global_operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]
     operator_extra_links: ClassVar[list[Any]] = [CarbonEmissionsLink()]  # DAGs serialized by 0.3.x name it
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": LazyCarbonApp(), "url_prefix": "/carbon", "name": "Carbon emissions"}]

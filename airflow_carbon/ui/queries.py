@@ -1,9 +1,11 @@
 """Airflow layer: the UI's reads from the metadata database, always limited to DAGs the user may read.
 
-Totals over many runs are summed inside the database from the flat per-task-instance summaries (the
-``summary`` of the records' XCom value; the XCom ``carbon_summary`` of tasks run with 0.3.x), so the overview
-and DAG pages stay fast with a year of history; only a run's or a task instance's own page decodes full
-records (:func:`airflow_carbon.xcom.run_records`).
+Totals over many runs are summed inside the database from flat per-task-instance summaries, so the overview and
+DAG pages stay fast with years of history: for finished DAG runs, the provider's own table
+``carbon_task_summary`` (:mod:`airflow_carbon.models.summary`, filled by the scheduler when a run ends); for runs
+still going (or where that table is missing: ``airflow db migrate`` not run yet), the ``summary`` inside the
+records' XCom value (the XCom ``carbon_summary`` of tasks run with 0.3.x), read by the database's JSON functions.
+Only a run's or a task instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`).
 
 The grams avoided by carbon-aware starts are summed the same way, over the summaries that have a figure
 (``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart
@@ -19,15 +21,18 @@ from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
-from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy import and_, case, distinct, func, inspect, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
+from airflow_carbon.models.summary import FINISHED, NUMBERS, task_summary_table
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
-"""What the overview sums: each extra key is one more JSON read per task instance in the period."""
+"""What the overview sums."""
+
+_T = task_summary_table
 
 
 def _summary_number(key: str) -> Any:
@@ -42,24 +47,59 @@ def _is_summary() -> Any:
                XComModel.key == SUMMARY_XCOM_KEY)
 
 
+_tables: dict[str, bool] = {}
+
+
+def _has_table(session: Session) -> bool:
+    """Whether ``carbon_task_summary`` exists (asked once per database and process)."""
+    bind = session.get_bind()
+    url = str(bind.engine.url)
+    if not _tables.get(url):
+        _tables[url] = inspect(bind).has_table(_T.name)
+    return _tables[url]
+
+
+def _summaries(session: Session, dag_ids: Collection[str], since: datetime | None) -> Any:
+    """One row per tracked task instance of ``dag_ids`` (XCom timestamp since ``since``): ``dag_id``,
+    ``dag_run_id``, ``timestamp``, the summary's numbers (:data:`~airflow_carbon.models.summary.NUMBERS`) and
+    ``budget_exceeded``; from the table for finished runs, from the XComs for the others."""
+    dags = list(dag_ids)
+    exceeded = or_(XComModel.value[("summary", "budget_exceeded")].as_boolean(), XComModel.value["budget_exceeded"].as_boolean())
+    live = select(XComModel.dag_id.label("dag_id"), XComModel.dag_run_id.label("dag_run_id"), XComModel.timestamp.label("timestamp"),
+                  *(_summary_number(k).label(k) for k in NUMBERS), exceeded.label("budget_exceeded")
+                  ).where(XComModel.dag_id.in_(dags), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
+    if since is not None:
+        live = live.where(XComModel.timestamp >= since)
+    if not _has_table(session):
+        return live.subquery()
+    live = live.where(XComModel.dag_run_id.in_(_unfinished(dags)))
+    stored = select(_T.c.dag_id, _T.c.dag_run_id, _T.c.timestamp, *(_T.c[k] for k in NUMBERS), _T.c.budget_exceeded
+                    ).where(_T.c.dag_id.in_(dags))
+    if since is not None:
+        stored = stored.where(_T.c.timestamp >= since)
+    return union_all(stored, live).subquery()
+
+
+def _unfinished(dag_ids: list[str]) -> Any:
+    return select(DagRun.id).where(DagRun.dag_id.in_(dag_ids), DagRun.state.notin_(FINISHED))
+
+
 ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
 """What the overview and DAG pages say of carbon-aware starts, from the summaries: the grams avoided (g; None
 where no task instance has a known figure), the task instances with a carbon-aware start (their summary has
 ``waited_s``) and, of those, the ones with a known figure (a task instance's figure sums its tries' known ones)."""
 
 
-def _acting_columns(budgets: bool = False) -> list[Any]:
-    """:data:`ACTING_KEYS` in SQL (two more JSON reads per task instance); with ``budgets``, also the task
-    instances whose budget was exceeded (``budgets_exceeded``, their last try's, one more)."""
-    avoided = _summary_number("avoided_g")
+def _acting_columns(s: Any, budgets: bool = False) -> list[Any]:
+    """:data:`ACTING_KEYS` in SQL over the summaries ``s``; with ``budgets``, also the task instances whose
+    budget was exceeded (``budgets_exceeded``, their last try's)."""
     columns = [
-        func.sum(avoided).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
-        func.count(_summary_number("waited_s")).label("carbon_aware_task_instances"),
-        func.count(avoided).label("avoided_known_task_instances"),
+        func.sum(s.c.avoided_g).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
+        func.count(s.c.waited_s).label("carbon_aware_task_instances"),
+        func.count(s.c.avoided_g).label("avoided_known_task_instances"),
     ]
     if budgets:
-        exceeded = or_(XComModel.value[("summary", "budget_exceeded")].as_boolean(), XComModel.value["budget_exceeded"].as_boolean())
-        columns.append(func.count(case((exceeded, 1))).label("budgets_exceeded"))
+        columns.append(func.count(case((s.c.budget_exceeded, 1))).label("budgets_exceeded"))
     return columns
 
 
@@ -86,22 +126,15 @@ def add_acting(into: dict[str, Any], acting: dict[str, Any]) -> None:
             into[k] = into.get(k, 0) + v
 
 
-def _day(session: Session) -> Any:
-    """The UTC calendar day of an XCom's timestamp, in this database's SQL."""
+def _day(session: Session, timestamp: Any) -> Any:
+    """The UTC calendar day of ``timestamp``, in this database's SQL."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", XComModel.timestamp))
-    return func.date(XComModel.timestamp)
+        return func.date(func.timezone("UTC", timestamp))
+    return func.date(timestamp)
 
 
-def _sums(keys: Iterable[str] = _SUMMED) -> list[Any]:
-    return [func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in keys]
-
-
-def _where(dag_ids: Collection[str], since: datetime | None) -> list[Any]:
-    clauses = [XComModel.dag_id.in_(list(dag_ids)), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary()]
-    if since is not None:
-        clauses.append(XComModel.timestamp >= since)
-    return clauses
+def _sums(s: Any, keys: Iterable[str] = _SUMMED) -> list[Any]:
+    return [func.coalesce(func.sum(s.c[k]), 0.0).label(k) for k in keys]
 
 
 def _row_sums(row: Any, keys: Iterable[str] = _SUMMED) -> dict[str, float]:
@@ -113,16 +146,14 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
     grams avoided by carbon-aware starts (:data:`ACTING_KEYS`); and per UTC day: emissions (g) and energy (kWh)."""
     if not dag_ids:
         return {"dags": [], "days": []}
-    day = _day(session)
+    s = _summaries(session, dag_ids, since)
+    day = _day(session, s.c.timestamp)
     per_day = session.execute(
-        select(XComModel.dag_id, day.label("day"), *_sums(_ESTATE_SUMMED), func.count().label("task_instances"),
-               func.max(XComModel.timestamp).label("last"), *_acting_columns())
-        .where(*_where(dag_ids, since))
-        .group_by(XComModel.dag_id, day)
+        select(s.c.dag_id, day.label("day"), *_sums(s, _ESTATE_SUMMED), func.count().label("task_instances"),
+               func.max(s.c.timestamp).label("last"), *_acting_columns(s))
+        .group_by(s.c.dag_id, day)
     ).all()
-    runs = dict(session.execute(
-        select(XComModel.dag_id, func.count(distinct(XComModel.dag_run_id))).where(*_where(dag_ids, since)).group_by(XComModel.dag_id)
-    ).all())
+    runs = dict(session.execute(select(s.c.dag_id, func.count(distinct(s.c.dag_run_id))).group_by(s.c.dag_id)).all())
     dags: dict[str, dict[str, Any]] = {}
     days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
     for row in per_day:
@@ -155,27 +186,17 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
     emissions (g), energy (kWh, by component), task instances, tries, hardware (per device, the most one
     task instance used), grams avoided by carbon-aware starts (:data:`ACTING_KEYS`) and the task instances
     whose budget was exceeded (``budgets_exceeded``); and the number of runs."""
-    where = _where([dag_id], since)
-    total_runs = session.scalar(select(func.count(distinct(XComModel.dag_run_id))).where(*where)) or 0
+    s = _summaries(session, [dag_id], since)
+    total_runs = session.scalar(select(func.count(distinct(s.c.dag_run_id)))) or 0
     rows = session.execute(
-        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, *_sums(),
-               func.count().label("task_instances"), *_acting_columns(budgets=True))
-        .join(DagRun, DagRun.id == XComModel.dag_run_id)
-        .where(*where)
+        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, *_sums(s),
+               func.count().label("task_instances"), *_acting_columns(s, budgets=True))
+        .join(DagRun, DagRun.id == s.c.dag_run_id)
         .group_by(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state)
         .order_by(DagRun.run_after.desc(), DagRun.id.desc())
         .limit(limit)
     ).all()
-    hardware: dict[int, dict[str, int]] = defaultdict(dict)
-    if rows:
-        for run_pk, ours, older in session.execute(
-            select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
-            .where(*where, XComModel.dag_run_id.in_([r.id for r in rows]))
-        ):
-            counts = ours if ours is not None else older
-            # per device, the most one task instance used: summaries carry no GPU UUIDs, a sum could count one twice
-            for name, n in (counts or {}).items():
-                hardware[run_pk][name] = max(hardware[run_pk].get(name, 0), n)
+    hardware = _hardware(session, [r.id for r in rows])
     runs = []
     for r in rows:
         sums = _row_sums(r)
@@ -192,6 +213,31 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
             **_acting(r, budgets=True),
         })
     return {"runs": runs, "total_runs": total_runs}
+
+
+def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]:
+    """Per run (its id): per device name, the most one task instance used (summaries carry no GPU UUIDs: a
+    sum could count one device twice); from the table where it holds the run, else from the XComs."""
+    hardware: dict[int, dict[str, int]] = defaultdict(dict)
+    if not run_pks:
+        return hardware
+    found: list[tuple[int, Any]] = []
+    stored: set[int] = set()
+    if _has_table(session):
+        for run_pk, counts in session.execute(select(_T.c.dag_run_id, _T.c.hardware).where(_T.c.dag_run_id.in_(run_pks))):
+            found.append((run_pk, counts))
+            stored.add(run_pk)
+    rest = [pk for pk in run_pks if pk not in stored]
+    if rest:
+        for run_pk, ours, older in session.execute(
+            select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
+            .where(XComModel.dag_run_id.in_(rest), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
+        ):
+            found.append((run_pk, ours if ours is not None else older))
+    for run_pk, counts in found:
+        for name, n in (counts or {}).items():
+            hardware[run_pk][name] = max(hardware[run_pk].get(name, 0), n)
+    return hardware
 
 
 def dag_run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
