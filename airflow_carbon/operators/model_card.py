@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
-from airflow_carbon.core.aggregate import breakdown, totals
+from airflow_carbon.core.aggregate import Aggregate, breakdown
 from airflow_carbon.core.export import records_csv
 from airflow_carbon.core.record import Record
 from airflow_carbon.hooks.huggingface import HuggingFaceHook
@@ -108,7 +108,8 @@ class PublishModelCardOperator(BaseOperator):
                 raise AirflowSkipException(message)
             raise ValueError(message)
         origin = f"DAG {self.dag_id}"
-        ours = co2_eq_emissions(records, self.training_type, origin=origin)
+        aggregate = Aggregate.of(records)  # one pass: the card's fields and the totals
+        ours = co2_eq_emissions(aggregate, self.training_type, origin=origin)
         make = lambda existing: ours if existing is None else combine(existing, ours, self.on_existing, origin)  # noqa: E731
         exports = {}
         if self.export_records:
@@ -129,4 +130,4 @@ class PublishModelCardOperator(BaseOperator):
             "co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions
         )
         context["ti"].xcom_push(key=MODEL_CARD_XCOM_KEY, value=published.to_dict())
-        return {**published.to_dict(), "totals": totals(records), "breakdown": breakdown(records)}
+        return {**published.to_dict(), "totals": aggregate.totals(), "breakdown": breakdown(records)}
