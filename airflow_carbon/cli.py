@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser(
         "summaries",
         help="rebuild the UI's table of task-instance summaries from XCom (needs the Airflow environment)",
-        description="Refill carbon_task_summary, the table whose rows the UI sums for finished DAG runs, from the "
+        description="Refill carbon_run_summary, the table of finished DAG runs' totals that the UI sums, from the "
         "records' XComs in the metadata database of the Airflow configured here (every DAG, or those named). "
         "`airflow db migrate` creates and fills it, and the scheduler adds each run as it ends; rebuild after "
         "`airflow db clean` removed XComs, or where the scheduler ran without airflow-carbon installed.",
@@ -258,7 +258,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def summaries_command(args: argparse.Namespace) -> int:
-    """``airflow-carbon summaries rebuild``: refill carbon_task_summary from the records' XComs."""
+    """``airflow-carbon summaries rebuild``: refill carbon_run_summary from the records' XComs."""
     import time
 
     from airflow.utils.session import create_session
@@ -269,7 +269,7 @@ def summaries_command(args: argparse.Namespace) -> int:
     with create_session() as session:
         rows = rebuild(session, args.dag_ids)
     where = "every DAG" if not args.dag_ids else "DAG " + ", ".join(args.dag_ids)
-    print(f"airflow-carbon summaries: {rows} task instance summaries of finished runs of {where} written from XCom "
+    print(f"airflow-carbon summaries: {rows} finished runs of {where} summed from XCom into carbon_run_summary "
           f"in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -5,7 +5,7 @@ days (``python bench/ui.py RUNS_PER_DAG``: 1,000 gives 10,000 runs, 100,000 task
 realistic records (1 to 3 tries, 1 or 8 GPUs) with the summary, in one XCom as the tracker pushes them. A real ``airflow
 api-server`` then answers the overview and DAG pages and their JSON; each is timed over HTTP on loopback
 (an upper bound of the server-side time), median of 7 after one warm-up. The seeded runs are finished: their
-summaries are in carbon_task_summary, filled from XCom by ``airflow-carbon summaries rebuild`` (timed). Beside it, the naive way: decode
+summaries are in carbon_run_summary, filled from XCom by ``airflow-carbon summaries rebuild`` (timed). Beside it, the naive way: decode
 every record XCom and sum in Python (what a page costs without the per-task summaries).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-RUNS_PER_DAG, DAGS, TASKS = int(sys.argv[1]) if len(sys.argv) > 1 else 100, 10, 10
+RUNS_PER_DAG, DAGS, TASKS = 100, 10, 10
 
 
 def _prepare_home() -> Path:
@@ -38,7 +38,7 @@ def _prepare_home() -> Path:
     return home
 
 
-def _seed() -> int:
+def _seed(runs_per_dag: int) -> int:
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -56,8 +56,8 @@ def _seed() -> int:
         for d in range(DAGS):
             dag_id = f"train_pipeline_{d:02d}"
             dag = SerializedDagModel.get_dag(dag_id, session=session)
-            for r in range(RUNS_PER_DAG):
-                when = now - timedelta(days=365 * (RUNS_PER_DAG - r) / RUNS_PER_DAG, hours=d)
+            for r in range(runs_per_dag):
+                when = now - timedelta(days=365 * (runs_per_dag - r) / runs_per_dag, hours=d)
                 run = dag.create_dagrun(
                     run_id=f"scheduled__{when.isoformat()}", logical_date=when, data_interval=(when, when), run_after=when,
                     run_type=DagRunType.SCHEDULED, triggered_by=DagRunTriggeredByType.TIMETABLE, state=DagRunState.SUCCESS,
@@ -115,9 +115,10 @@ def _naive_ms() -> float:
 def main() -> None:
     home = _prepare_home()
     t0 = time.perf_counter()
-    records_n = _seed()
+    runs_per_dag = int(sys.argv[1]) if len(sys.argv) > 1 else RUNS_PER_DAG
+    records_n = _seed(runs_per_dag)
     seed_s = time.perf_counter() - t0
-    # seeded runs were created finished, without the scheduler's run listener: fill carbon_task_summary from
+    # seeded runs were created finished, without the scheduler's run listener: fill carbon_run_summary from
     # XCom as a user upgrading from 0.3.x does (or `airflow db migrate` on a database with history)
     t0 = time.perf_counter()
     subprocess.run([str(Path(sys.executable).with_name("airflow-carbon")), "summaries", "rebuild"], check=True,
@@ -141,8 +142,11 @@ def main() -> None:
         server.stop()
     naive = statistics.median(_naive_ms() for _ in range(3))
     db_mb = (home / "airflow.db").stat().st_size / 1e6
-    shutil.rmtree(home, ignore_errors=True)
-    print(json.dumps({"runs": DAGS * RUNS_PER_DAG, "task_instances": DAGS * RUNS_PER_DAG * TASKS, "records": records_n,
+    if os.environ.get("UI_BENCH_KEEP"):  # for looking into a slow query: the seeded AIRFLOW_HOME stays
+        print(f"kept {home}", file=sys.stderr)
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps({"runs": DAGS * runs_per_dag, "task_instances": DAGS * runs_per_dag * TASKS, "records": records_n,
                       "seed_s": seed_s, "summaries_rebuild_s": rebuild_s, "db_mb": db_mb, "pages": rows, "naive_decode_all_ms": naive}))
 
 

@@ -208,21 +208,21 @@ def _overview(ui) -> dict:
 
 
 def test_finished_runs_are_summed_from_the_summary_table_which_rebuilds_from_xcom(ui):
-    """The scheduler stores each finished run's summaries in carbon_task_summary (here: dag.test()'s runs); the
+    """The scheduler stores each finished run's totals in carbon_run_summary (here: dag.test()'s runs); the
     UI sums that table; `airflow-carbon summaries rebuild` refills it from XCom, to the same figures."""
     from airflow.utils.session import create_session
     from sqlalchemy import delete, func, select
 
-    from airflow_carbon.models.summary import task_summary_table
+    from airflow_carbon.models.summary import run_summary_table as t
 
     shown = _overview(ui)
     with create_session() as session:
-        stored = session.scalar(select(func.count()).select_from(task_summary_table).where(task_summary_table.c.dag_id == "carbon_mapped"))
-        assert stored == shown["carbon_mapped"][3] > 0  # one row per task instance
-        session.execute(delete(task_summary_table))
+        stored = session.execute(select(func.count(), func.sum(t.c.task_instances)).where(t.c.dag_id == "carbon_mapped")).one()
+        assert tuple(stored) == (shown["carbon_mapped"][2], shown["carbon_mapped"][3])  # a row a run
+        session.execute(delete(t))
     assert "carbon_mapped" not in _overview(ui)  # finished runs are read from the table alone
     out = subprocess.run([sys.executable, "-m", "airflow_carbon.cli", "summaries", "rebuild"], capture_output=True, text=True)
-    assert out.returncode == 0 and "task instance summaries of finished runs of every DAG written from XCom" in out.stdout, out
+    assert out.returncode == 0 and "finished runs of every DAG summed from XCom into carbon_run_summary" in out.stdout, out
     assert _overview(ui) == shown
 
 

@@ -1,7 +1,7 @@
-"""Airflow layer: keeps ``carbon_task_summary`` (:mod:`airflow_carbon.models.summary`) in step with DAG runs.
+"""Airflow layer: keeps ``carbon_run_summary`` (:mod:`airflow_carbon.models.summary`) in step with DAG runs.
 
 Airflow calls these hooks in the scheduler while it changes a run's state, inside its own transaction (and in
-``dag.test()``, after it): a run that ends gets its rows, a run that starts again (cleared) loses them. Our
+``dag.test()``, after it): a run that ends gets its row, a run that starts again (cleared) loses it. Our
 statements run in a savepoint of the scheduler's transaction, so that a failure here is logged and rolled back
 alone, never the scheduler's work; without one, in a transaction of their own.
 """
@@ -32,7 +32,7 @@ def _in_savepoint(dag_run: Any, action: str) -> None:
             with session.begin_nested():
                 _apply(session, dag_run.id, action)
     except Exception as exc:  # the table missing (airflow db migrate not run), a database error: the UI reads XComs
-        log.warning("airflow-carbon: could not %s the summaries of DAG run %s (%s: %s); the UI reads its XComs, and "
+        log.warning("airflow-carbon: could not %s the summary of DAG run %s (%s: %s); the UI reads its XComs, and "
                     "`airflow-carbon summaries rebuild` refills the table", action, getattr(dag_run, "run_id", "?"),
                     type(exc).__name__, exc)
 

@@ -15,7 +15,7 @@ _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 class CarbonDBManager(BaseDBManager):
-    """Creates ``carbon_task_summary`` (and fills it from the XComs already there), then keeps it migrated."""
+    """Creates ``carbon_run_summary`` (and fills it from the XComs already there), then keeps it migrated."""
 
     metadata = metadata
     version_table_name = "alembic_version_carbon"

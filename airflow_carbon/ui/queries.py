@@ -1,15 +1,15 @@
 """Airflow layer: the UI's reads from the metadata database, always limited to DAGs the user may read.
 
-Totals over many runs are summed inside the database from flat per-task-instance summaries, so the overview and
-DAG pages stay fast with years of history: for finished DAG runs, the provider's own table
-``carbon_task_summary`` (:mod:`airflow_carbon.models.summary`, filled by the scheduler when a run ends); for runs
-still going (or where that table is missing: ``airflow db migrate`` not run yet), the ``summary`` inside the
-records' XCom value (the XCom ``carbon_summary`` of tasks run with 0.3.x), read by the database's JSON functions.
-Only a run's or a task instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`).
+Totals over many runs are summed inside the database from flat per-run summaries, so the overview and DAG pages
+stay fast with years of history: for finished DAG runs, the provider's own table ``carbon_run_summary``
+(:mod:`airflow_carbon.models.summary`, a row a run, stored by the scheduler when the run ends); for runs still
+going (or everywhere, where that table is missing: ``airflow db migrate`` not run yet), the ``summary`` inside
+each task instance's records XCom (the XCom ``carbon_summary`` of tasks run with 0.3.x), read by the database's
+JSON functions and summed per run. Only a run's or a task instance's own page decodes full records
+(:func:`airflow_carbon.xcom.run_records`). A run counts on the day, and in the period, of its last records XCom.
 
-The grams avoided by carbon-aware starts are summed the same way, over the summaries that have a figure
-(``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart
-(:func:`_acting_columns`).
+The grams avoided by carbon-aware starts are summed the same way, over the task instances that have a figure
+(``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart (:data:`ACTING_KEYS`).
 """
 
 from __future__ import annotations
@@ -21,22 +21,27 @@ from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
-from sqlalchemy import and_, case, distinct, func, inspect, or_, select, union_all
+from sqlalchemy import and_, case, func, inspect, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
-from airflow_carbon.models.summary import FINISHED, NUMBERS, task_summary_table
+from airflow_carbon.models.summary import FINISHED, SUMMED, run_summary_table
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
 """What the overview sums."""
 
-_T = task_summary_table
+_T = run_summary_table
+
+ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
+"""What the overview and DAG pages say of carbon-aware starts: the grams avoided (g; None where no task instance
+has a known figure), the task instances with a carbon-aware start (their summary has ``waited_s``) and, of those,
+the ones with a known figure (a task instance's figure sums its tries' known ones)."""
 
 
 def _summary_number(key: str) -> Any:
-    """A number of the summary: in the records' value (0.4.0), else in a 0.3.x ``carbon_summary`` value."""
+    """A number of a task instance's summary: in the records' value (0.4.0), else in a 0.3.x ``carbon_summary``."""
     return func.coalesce(XComModel.value[("summary", key)].as_float(), XComModel.value[key].as_float())
 
 
@@ -51,7 +56,7 @@ _tables: dict[str, bool] = {}
 
 
 def _has_table(session: Session) -> bool:
-    """Whether ``carbon_task_summary`` exists (asked once per database and process)."""
+    """Whether ``carbon_run_summary`` exists (asked until it does, once per database and process after)."""
     bind = session.get_bind()
     url = str(bind.engine.url)
     if not _tables.get(url):
@@ -59,47 +64,58 @@ def _has_table(session: Session) -> bool:
     return _tables[url]
 
 
-def _summaries(session: Session, dag_ids: Collection[str], since: datetime | None) -> Any:
-    """One row per tracked task instance of ``dag_ids`` (XCom timestamp since ``since``): ``dag_id``,
-    ``dag_run_id``, ``timestamp``, the summary's numbers (:data:`~airflow_carbon.models.summary.NUMBERS`) and
-    ``budget_exceeded``; from the table for finished runs, from the XComs for the others."""
-    dags = list(dag_ids)
+def _from_xcoms(dag_ids: list[str], since: datetime | None, run_pks: list[int] | None) -> Any:
+    """Per-run rows, as the table holds them, summed from the task instances' summaries in XCom (the runs
+    ``run_pks``; every run of ``dag_ids`` where None)."""
+    avoided, waited = _summary_number("avoided_g"), _summary_number("waited_s")
     exceeded = or_(XComModel.value[("summary", "budget_exceeded")].as_boolean(), XComModel.value["budget_exceeded"].as_boolean())
-    live = select(XComModel.dag_id.label("dag_id"), XComModel.dag_run_id.label("dag_run_id"), XComModel.timestamp.label("timestamp"),
-                  *(_summary_number(k).label(k) for k in NUMBERS), exceeded.label("budget_exceeded")
-                  ).where(XComModel.dag_id.in_(dags), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
+    query = (
+        select(XComModel.dag_id.label("dag_id"), XComModel.dag_run_id.label("dag_run_id"),
+               func.max(XComModel.timestamp).label("timestamp"),
+               *(func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in SUMMED),
+               func.sum(avoided).label("avoided_g"), func.count().label("task_instances"),
+               func.count(waited).label("carbon_aware_task_instances"), func.count(avoided).label("avoided_known_task_instances"),
+               func.count(case((exceeded, 1))).label("budgets_exceeded"))
+        .where(XComModel.dag_id.in_(dag_ids), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
+        .group_by(XComModel.dag_id, XComModel.dag_run_id)
+    )
+    if run_pks is not None:
+        query = query.where(XComModel.dag_run_id.in_(run_pks))
     if since is not None:
-        live = live.where(XComModel.timestamp >= since)
+        query = query.having(func.max(XComModel.timestamp) >= since)
+    return query
+
+
+_COLUMNS = ("dag_id", "dag_run_id", "timestamp", *SUMMED, "avoided_g", "task_instances", "carbon_aware_task_instances",
+            "avoided_known_task_instances", "budgets_exceeded")
+
+
+def _runs(session: Session, dag_ids: Collection[str], since: datetime | None) -> Any:
+    """One row per tracked run of ``dag_ids`` whose last records XCom is since ``since``: ``dag_id``, ``dag_run_id``,
+    ``timestamp``, the sums (:data:`~airflow_carbon.models.summary.SUMMED`), ``avoided_g`` and the counts of task
+    instances (:data:`~airflow_carbon.models.summary.COUNTED`): from the table for finished runs, from their
+    XComs for the others."""
+    dags = list(dag_ids)
     if not _has_table(session):
-        return live.subquery()
-    live = live.where(XComModel.dag_run_id.in_(_unfinished(dags)))
-    stored = select(_T.c.dag_id, _T.c.dag_run_id, _T.c.timestamp, *(_T.c[k] for k in NUMBERS), _T.c.budget_exceeded
-                    ).where(_T.c.dag_id.in_(dags))
+        return _from_xcoms(dags, since, None).subquery()
+    stored = select(*(_T.c[k] for k in _COLUMNS)).where(_T.c.dag_id.in_(dags))
     if since is not None:
         stored = stored.where(_T.c.timestamp >= since)
-    return union_all(stored, live).subquery()
-
-
-def _unfinished(dag_ids: list[str]) -> Any:
-    return select(DagRun.id).where(DagRun.dag_id.in_(dag_ids), DagRun.state.notin_(FINISHED))
-
-
-ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_instances")
-"""What the overview and DAG pages say of carbon-aware starts, from the summaries: the grams avoided (g; None
-where no task instance has a known figure), the task instances with a carbon-aware start (their summary has
-``waited_s``) and, of those, the ones with a known figure (a task instance's figure sums its tries' known ones)."""
+    # the runs not finished (few), by id first: their XComs are then found by the primary key's first column,
+    # never by scanning every records XCom (a database's planner may prefer the key's index otherwise)
+    going = list(session.scalars(select(DagRun.id).where(DagRun.dag_id.in_(dags), DagRun.state.notin_(FINISHED))))
+    if not going:
+        return stored.subquery()
+    return union_all(stored, _from_xcoms(dags, since, going)).subquery()
 
 
 def _acting_columns(s: Any, budgets: bool = False) -> list[Any]:
-    """:data:`ACTING_KEYS` in SQL over the summaries ``s``; with ``budgets``, also the task instances whose
-    budget was exceeded (``budgets_exceeded``, their last try's)."""
-    columns = [
-        func.sum(s.c.avoided_g).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
-        func.count(s.c.waited_s).label("carbon_aware_task_instances"),
-        func.count(s.c.avoided_g).label("avoided_known_task_instances"),
-    ]
+    """:data:`ACTING_KEYS` summed over the run rows ``s``; with ``budgets``, also ``budgets_exceeded``."""
+    columns = [func.sum(s.c.avoided_g).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
+               func.sum(s.c.carbon_aware_task_instances).label("carbon_aware_task_instances"),
+               func.sum(s.c.avoided_known_task_instances).label("avoided_known_task_instances")]
     if budgets:
-        columns.append(func.count(case((s.c.budget_exceeded, 1))).label("budgets_exceeded"))
+        columns.append(func.sum(s.c.budgets_exceeded).label("budgets_exceeded"))
     return columns
 
 
@@ -146,32 +162,31 @@ def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -
     grams avoided by carbon-aware starts (:data:`ACTING_KEYS`); and per UTC day: emissions (g) and energy (kWh)."""
     if not dag_ids:
         return {"dags": [], "days": []}
-    s = _summaries(session, dag_ids, since)
+    s = _runs(session, dag_ids, since)
     day = _day(session, s.c.timestamp)
     per_day = session.execute(
-        select(s.c.dag_id, day.label("day"), *_sums(s, _ESTATE_SUMMED), func.count().label("task_instances"),
-               func.max(s.c.timestamp).label("last"), *_acting_columns(s))
+        select(s.c.dag_id, day.label("day"), *_sums(s, _ESTATE_SUMMED), func.sum(s.c.task_instances).label("task_instances"),
+               func.count().label("runs"), func.max(s.c.timestamp).label("last"), *_acting_columns(s))
         .group_by(s.c.dag_id, day)
     ).all()
-    runs = dict(session.execute(select(s.c.dag_id, func.count(distinct(s.c.dag_run_id))).group_by(s.c.dag_id)).all())
     dags: dict[str, dict[str, Any]] = {}
     days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
     for row in per_day:
         sums = _row_sums(row, _ESTATE_SUMMED)
         dag = dags.setdefault(
-            row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "last_seen": None}
+            row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "runs": 0, "last_seen": None}
         )
         for k in _ESTATE_SUMMED:
             dag[k] += sums[k]
         add_acting(dag, _acting(row))
-        dag["task_instances"] += row.task_instances
+        dag["task_instances"] += int(row.task_instances)
+        dag["runs"] += row.runs
         last = _as_datetime(row.last)
         dag["last_seen"] = max(filter(None, [dag["last_seen"], last]), default=None)
         bucket = days[str(row.day)]
         bucket["emissions_g"] += sums["emissions_g"]
         bucket["energy_kwh"] += sums["energy_kwh"]
-    for dag_id, dag in dags.items():
-        dag["runs"] = runs.get(dag_id, 0)
+    for dag in dags.values():
         dag["tries"] = int(dag["tries"])
         dag["failed_tries"] = int(dag["failed_tries"])
         dag["last_seen"] = dag["last_seen"].isoformat() if dag["last_seen"] else None
@@ -186,13 +201,13 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
     emissions (g), energy (kWh, by component), task instances, tries, hardware (per device, the most one
     task instance used), grams avoided by carbon-aware starts (:data:`ACTING_KEYS`) and the task instances
     whose budget was exceeded (``budgets_exceeded``); and the number of runs."""
-    s = _summaries(session, [dag_id], since)
-    total_runs = session.scalar(select(func.count(distinct(s.c.dag_run_id)))) or 0
+    s = _runs(session, [dag_id], since)
+    total_runs = session.scalar(select(func.count()).select_from(s)) or 0
     rows = session.execute(
-        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state, *_sums(s),
-               func.count().label("task_instances"), *_acting_columns(s, budgets=True))
+        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state,
+               *(s.c[k] for k in (*_SUMMED, "avoided_g", "task_instances", "carbon_aware_task_instances",
+                                  "avoided_known_task_instances", "budgets_exceeded")))
         .join(DagRun, DagRun.id == s.c.dag_run_id)
-        .group_by(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state)
         .order_by(DagRun.run_after.desc(), DagRun.id.desc())
         .limit(limit)
     ).all()
@@ -208,7 +223,7 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
             **sums,
             "tries": int(sums["tries"]),
             "failed_tries": int(sums["failed_tries"]),
-            "task_instances": r.task_instances,
+            "task_instances": int(r.task_instances),
             "hardware_used": format_hardware(dict(sorted(hardware[r.id].items(), key=lambda kv: (-kv[1], kv[0])))),
             **_acting(r, budgets=True),
         })
@@ -222,12 +237,9 @@ def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]
     if not run_pks:
         return hardware
     found: list[tuple[int, Any]] = []
-    stored: set[int] = set()
     if _has_table(session):
-        for run_pk, counts in session.execute(select(_T.c.dag_run_id, _T.c.hardware).where(_T.c.dag_run_id.in_(run_pks))):
-            found.append((run_pk, counts))
-            stored.add(run_pk)
-    rest = [pk for pk in run_pks if pk not in stored]
+        found += list(session.execute(select(_T.c.dag_run_id, _T.c.hardware).where(_T.c.dag_run_id.in_(run_pks))).tuples())
+    rest = [pk for pk in run_pks if pk not in {pk for pk, _ in found}]
     if rest:
         for run_pk, ours, older in session.execute(
             select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
