@@ -285,7 +285,7 @@ def test_the_ui_run_json_agrees_with_the_records(runs, cluster):
 
 
 def test_the_overview_sums_the_summaries_the_scheduler_stored(runs, cluster):
-    """The scheduler stored each finished run's summaries in carbon_task_summary (PostgreSQL): the overview's
+    """The scheduler stored each finished run's summaries in carbon_run_summary (PostgreSQL): the overview's
     per-DAG totals are the records' sums."""
     status, data = cluster.request("GET", "/carbon/api/overview?period=all")
     assert status == 200, f"GET /carbon/api/overview -> HTTP {status}: {data}"
