@@ -11,9 +11,9 @@ running try checkpoints its record into the store every ``checkpoint_interval_s`
 (OOM, worker lost) without running its ``finally`` loses at most one interval; the next try marks it
 ``interrupted``.
 
-The round trips of a try to Airflow's execution API: none at its start (one, the store's read, for a try after
-the first), one at its end (the XCom), plus one per checkpoint while it runs and one more at the end where
-a retry can follow.
+The round trips of a try to Airflow's execution API: none at its start, one at its end (the XCom), plus one per
+checkpoint while it runs, one more at the end where a retry can follow, and, for a try after the first, the
+store's read (at its end, or at its start where a budget or a carbon-aware start needs the earlier tries).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class TaskTracker:
         self.ti = context["ti"]
         self.store = context.get("task_state_store")
         self.meter = None
-        self.previous: list[dict[str, Any]] = []
+        self.previous: list[dict[str, Any]] | None = None
+        """The earlier tries' records, once read (:meth:`earlier_records`)."""
         self.unrecorded: list[int] = []
         """Earlier tries of this task instance with no record in the task state store (:meth:`earlier_tries`)."""
 
@@ -79,9 +80,12 @@ class TaskTracker:
         return identity
 
     def start(self, *, previous: list[dict[str, Any]] | None = None) -> None:
-        """Load the earlier tries' records (unless given) and start measuring. Never raises."""
+        """Start measuring. The earlier tries' records (unless given) are read now only where the try needs them
+        before its work (a budget counts them), else when it checkpoints or ends. Never raises."""
         try:
-            self.previous = self.earlier_tries() if previous is None else previous
+            self.previous = previous
+            if self.settings.co2_budget_g is not None or self.settings.energy_budget_kwh is not None:
+                self.earlier_records()
             checkpoint = self._checkpoint if self.store is not None else None
             self.guard = self._budget_guard()
             self.meter = self.settings.meter(on_checkpoint=checkpoint, on_progress=self.guard, live=self.live)
@@ -108,14 +112,15 @@ class TaskTracker:
         """Stop measuring, keep this try's record beside the earlier ones, push them all. Never raises."""
         if self.guard is not None:
             self._disarm()
+        previous = self.earlier_records()
         if self.meter is None:
-            return self.previous
+            return previous
         try:
             record = self._annotate(self.meter.stop(), status)
         except Exception as exc:  # pragma: no cover - stop() itself never raises
             warnings.warn(f"airflow-carbon could not finish measuring: {exc!r}", stacklevel=2)
-            return self.previous
-        records = [*self.previous, record]
+            return previous
+        records = [*previous, record]
         if status not in FINAL or self.settings.keep_records_on_clear:
             self._save(records)  # a retry may follow: it starts from the store
         try:
@@ -161,8 +166,8 @@ class TaskTracker:
         s = self.settings
         if s.co2_budget_g is None and s.energy_budget_kwh is None:
             return None
-        spent_g = sum(r.get("emissions_g") or 0.0 for r in self.previous)
-        spent_kwh = sum(r.get("energy_kwh") or 0.0 for r in self.previous)
+        spent_g = sum(r.get("emissions_g") or 0.0 for r in self.earlier_records())
+        spent_kwh = sum(r.get("energy_kwh") or 0.0 for r in self.earlier_records())
         return BudgetGuard(Budget(s.co2_budget_g, s.energy_budget_kwh, s.on_budget_exceeded, spent_g, spent_kwh, s.budget_grace_s))
 
     def _disarm(self) -> None:
@@ -174,6 +179,16 @@ class TaskTracker:
                 return
             except CarbonBudgetExceeded:  # the stop's signal, delivered as the work ended
                 continue
+
+    def earlier_records(self) -> list[dict[str, Any]]:
+        """:meth:`earlier_tries`, read once; none (with a warning) where the task state store cannot be read."""
+        if self.previous is None:
+            try:
+                self.previous = self.earlier_tries()
+            except Exception as exc:
+                warnings.warn(f"airflow-carbon could not read the earlier tries' records: {exc!r}", stacklevel=2)
+                self.previous = []
+        return self.previous
 
     def earlier_tries(self) -> list[dict[str, Any]]:
         """The records of this task instance's earlier tries (from the task state store)."""
@@ -195,7 +210,7 @@ class TaskTracker:
         return earlier
 
     def _checkpoint(self, record: dict[str, Any]) -> None:
-        self._save([*self.previous, self._annotate(record, "running")])
+        self._save([*self.earlier_records(), self._annotate(record, "running")])
         emit_power(record)  # the record annotated above: its task's tags
 
     def _save(self, records: list[dict[str, Any]]) -> None:

@@ -97,12 +97,13 @@ class CarbonTrackingMixin:
                 _record_refused_try(self, context, exc)
                 raise
         tracker = TaskTracker(settings, context)
-        previous = tracker.earlier_tries()
+        previous = None  # read when the try ends, unless its start needs them (a plan on its recent tries)
         shift = self.__dict__.pop("_carbon_resumed_shift", None)
         if shift is not None:  # resumed after the wait (execute_after_wait)
             tracker.shift = started(shift, deferred=True)
         elif settings.start_within is not None:
             tracker.live = settings.live_intensity(resolve_intensity(settings.location, settings.g_per_kwh))
+            previous = tracker.earlier_records()
             plan, planned = plan_try(settings, tracker.live, recent_records(context["ti"], previous))
             if plan.wait_s > 0:
                 log.info("airflow-carbon: %s; deferring until %s", plan.reason, planned["planned_start"])
@@ -121,7 +122,7 @@ class CarbonTrackingMixin:
         self._carbon_resumed_shift = shift
         return self.execute(context)  # through the operator's own execute (a decorated task's included)
 
-    def _execute_tracked(self, context: Any, tracker: TaskTracker, previous: list[dict[str, Any]]) -> Any:
+    def _execute_tracked(self, context: Any, tracker: TaskTracker, previous: list[dict[str, Any]] | None) -> Any:
         """The operator's own ``execute``, measured; a budget stop fails the task without further retries."""
         tracker.start(previous=previous)
         error: BaseException | None = None
