@@ -239,7 +239,8 @@ def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]
     found: list[tuple[int, Any]] = []
     if _has_table(session):
         found += list(session.execute(select(_T.c.dag_run_id, _T.c.hardware).where(_T.c.dag_run_id.in_(run_pks))).tuples())
-    rest = [pk for pk in run_pks if pk not in {pk for pk, _ in found}]
+    stored = {pk for pk, _ in found}
+    rest = [pk for pk in run_pks if pk not in stored]
     if rest:
         for run_pk, ours, older in session.execute(
             select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
