@@ -1,9 +1,11 @@
 """Airflow layer: keeps ``carbon_run_summary`` (:mod:`airflow_carbon.models.summary`) in step with DAG runs.
 
-Airflow calls these hooks in the scheduler while it changes a run's state, inside its own transaction (and in
-``dag.test()``, after it): a run that ends gets its row, a run that starts again (cleared) loses it. Our
-statements run in a savepoint of the scheduler's transaction, so that a failure here is logged and rolled back
-alone, never the scheduler's work; without one, in a transaction of their own.
+Airflow calls these hooks while it changes a run's state: a run that ends gets its row, a run that starts again
+(cleared) loses it. In the scheduler they run inside its transaction, which must not be committed by anyone else
+(its HA locks): the change is applied once that transaction commits, in a session and transaction of our own
+(none at all if it rolls back). Where no session holds the run (``dag.test()``), it is applied at once. A failure
+is logged, never raised: the run's totals are then missing from the overview and DAG pages until
+``airflow-carbon summaries rebuild`` (its own pages read its XComs, as always).
 """
 
 from __future__ import annotations
@@ -15,47 +17,85 @@ from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
 
+_PENDING = "airflow_carbon.run_summaries"
+"""Key, in a scheduler session's ``info``, of the changes waiting for its commit: (run id, run_id, action)."""
 
-def _in_savepoint(dag_run: Any, action: str) -> None:
+_LISTENING = "airflow_carbon.run_summaries.listening"
+"""Key, in a session's ``info``: our commit and rollback listeners are on it."""
+
+
+def _schedule(dag_run: Any, action: str) -> None:
     from sqlalchemy.orm import object_session
 
-    if getattr(dag_run, "id", None) is None:
+    run_pk = getattr(dag_run, "id", None)
+    if run_pk is None:
         return
-    try:
-        session = object_session(dag_run)
-        if session is None:  # a run no session holds (dag.test()): a transaction of our own
-            from airflow.utils.session import create_session
+    change = (run_pk, getattr(dag_run, "run_id", "?"), action)
+    session = object_session(dag_run)
+    if session is None:  # a run no session holds (dag.test()): apply it now
+        from airflow.utils.session import create_session
 
-            with create_session() as own:
-                _apply(own, dag_run.id, action)
-        else:
-            with session.begin_nested():
-                _apply(session, dag_run.id, action)
-    except Exception as exc:  # the table missing (airflow db migrate not run), a database error: the UI reads XComs
-        log.warning("airflow-carbon: could not %s the summary of DAG run %s (%s: %s); the UI reads its XComs, and "
-                    "`airflow-carbon summaries rebuild` refills the table", action, getattr(dag_run, "run_id", "?"),
-                    type(exc).__name__, exc)
+        _apply_all(lambda: create_session(), [change])
+        return
+    if not session.info.get(_LISTENING):  # once per session (the scheduler keeps its own for its life)
+        from sqlalchemy import event
+
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_rollback", _after_rollback)
+        session.info[_LISTENING] = True
+    session.info.setdefault(_PENDING, []).append(change)
 
 
-def _apply(session: Any, dag_run_id: int, action: str) -> None:
+def _after_commit(session: Any) -> None:
+    changes = session.info.pop(_PENDING, [])
+    if not changes:
+        return
+    bind = session.get_bind()
+
+    def own() -> Any:
+        from contextlib import contextmanager
+
+        from sqlalchemy.orm import Session
+
+        @contextmanager
+        def scope():
+            with Session(bind=bind) as separate, separate.begin():  # not the scheduler's scoped session
+                yield separate
+
+        return scope()
+
+    _apply_all(own, changes)
+
+
+def _after_rollback(session: Any) -> None:
+    session.info.pop(_PENDING, None)  # the state change did not happen
+
+
+def _apply_all(open_session: Any, changes: list[tuple[int, str, str]]) -> None:
     from airflow_carbon.models import summary
 
-    if action == "store":
-        summary.store_run(session, dag_run_id)
-    else:
-        summary.forget_run(session, dag_run_id)
+    for run_pk, run_id, action in changes:
+        try:
+            with open_session() as session:
+                if action == "store":
+                    summary.store_run(session, run_pk)
+                else:
+                    summary.forget_run(session, run_pk)
+        except Exception as exc:  # the table missing (airflow db migrate not run), a database error
+            log.warning("airflow-carbon: could not %s the summary of DAG run %s (%s: %s); the overview and DAG pages "
+                        "miss it until `airflow-carbon summaries rebuild`", action, run_id, type(exc).__name__, exc)
 
 
 @hookimpl
 def on_dag_run_running(dag_run: Any, msg: str) -> None:
-    _in_savepoint(dag_run, "forget")
+    _schedule(dag_run, "forget")
 
 
 @hookimpl
 def on_dag_run_success(dag_run: Any, msg: str) -> None:
-    _in_savepoint(dag_run, "store")
+    _schedule(dag_run, "store")
 
 
 @hookimpl
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
-    _in_savepoint(dag_run, "store")
+    _schedule(dag_run, "store")
