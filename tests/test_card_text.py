@@ -29,6 +29,14 @@ def test_adds_the_block_when_missing_and_front_matter_when_absent():
     assert existing_co2(with_co2(None, CO2)) == CO2
 
 
+def test_a_value_that_ends_in_a_no_break_space_is_replaced_whole():
+    """YAML reads U+00A0 as text, not as the space Python's strip() takes it for (found by Hypothesis)."""
+    co2 = {**CO2, "source": "\xa0"}
+    once = with_co2("---\n---", co2)
+    assert existing_co2(once) == co2 and with_co2(once, co2) == once
+    assert existing_co2(with_co2(once, CO2)) == CO2
+
+
 def test_a_bare_number_is_read_as_emissions():
     assert existing_co2("---\nco2_eq_emissions: 7.5\n---\n") == {"emissions": 7.5}
 

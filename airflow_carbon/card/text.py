@@ -149,6 +149,11 @@ def _line_end_at(text: str, pos: int, default: str = "\n") -> str:
     return found.group() if found else default
 
 
+_YAML_SPACE = " \t\r\n"
+"""What YAML counts as white space between tokens (Python's str.strip() also takes U+00A0 and the like, which
+YAML reads as text: a value ending in one would lose it)."""
+
+
 def _edits(content: str, block: re.Match[str], co2: dict[str, Any]) -> list[str]:
     """The front matter between its fences (``block.group(2)`` of ``content``) with ``co2_eq_emissions``
     set to ``co2``: the candidate texts, best first (the caller keeps the first that reads back right).
@@ -172,7 +177,7 @@ def _edits(content: str, block: re.Match[str], co2: dict[str, Any]) -> list[str]
         if colon is None:
             raise CardError(f"the card's {KEY} key has a form this editor does not change (no ':' after it)")
         value_end = max(colon.end(), _content_end(events, v_first, v_last))
-        value_end = colon.end() + len(yaml_text[colon.end() : value_end].rstrip())
+        value_end = colon.end() + len(yaml_text[colon.end() : value_end].rstrip(_YAML_SPACE))
         newline = _line_end_at(content, offset + key_start, newline)
         value = _value_text(co2, flow=flow, indent=" " * events[k].start_mark.column, newline=newline)
         return [yaml_text[: colon.end()] + value + yaml_text[value_end:]]
@@ -180,18 +185,18 @@ def _edits(content: str, block: re.Match[str], co2: dict[str, Any]) -> list[str]
         close = events[_nodes_end(events, root)].end_mark.index - 1
         if yaml_text[close] != "}":
             raise CardError("the card's front matter is a flow mapping this editor cannot extend")
-        at = len(yaml_text[:close].rstrip())
+        at = len(yaml_text[:close].rstrip(_YAML_SPACE))
         entry = ("" if not pairs else ", ") + KEY + ":" + _value_text(co2, flow=True, indent="", newline="")
         return [yaml_text[:at] + entry + yaml_text[at:]]
     # a block mapping (or nothing): a new last entry, after the last non-blank text (comments included)
     indent = " " * events[root].start_mark.column if root is not None else ""
     entry = indent + KEY + ":" + _value_text(co2, flow=False, indent=indent, newline=newline)
-    at = len(yaml_text.rstrip())
+    at = len(yaml_text.rstrip(_YAML_SPACE))
     if root is not None:
         at = max(at, _content_end(events, root, _nodes_end(events, root)))
     document_end = next((e for e in events if isinstance(e, yaml.DocumentEndEvent) and e.explicit), None)
     if document_end is not None:  # "..." closes the document: stay inside it
-        at = min(at, len(yaml_text[: document_end.start_mark.index].rstrip()))
+        at = min(at, len(yaml_text[: document_end.start_mark.index].rstrip(_YAML_SPACE)))
     if at == 0 or yaml_text[at - 1] in "\r\n":
         last = yaml_text[:at] + entry + (newline if at < len(yaml_text) else "") + yaml_text[at:]
     else:
