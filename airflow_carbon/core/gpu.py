@@ -119,6 +119,16 @@ class GpuWindow:
         self._key: str | None = None
         self.sharing_error: str | None = None
         """Why this window could not register (its GPUs were then taken as its own)."""
+        for track in self._tracks:  # set up now, before the window's clock starts: start() only reads
+            try:
+                track.sensor = nvml.PowerSensor(track.gpu)
+            except nvml.NvmlError as exc:
+                track.error = str(exc)
+            if track.gpu.mig_devices:
+                try:
+                    track.mig = nvml.mig_share(track.gpu)
+                except nvml.NvmlError as exc:
+                    track.mig = (1.0, f"the whole GPU: its MIG slices could not be read ({exc})")
 
     @property
     def needs_fast_sampling(self) -> bool:
@@ -141,15 +151,6 @@ class GpuWindow:
                 self.sharing_error = f"GPU sharing: the window registry {self.registry.directory} is unusable ({exc}); " \
                     "each GPU's whole energy is counted as this window's"
         for track in self._tracks:
-            try:
-                track.sensor = nvml.PowerSensor(track.gpu)
-            except nvml.NvmlError as exc:
-                track.error = str(exc)
-            if track.gpu.mig_devices:
-                try:
-                    track.mig = nvml.mig_share(track.gpu)
-                except nvml.NvmlError as exc:
-                    track.mig = (1.0, f"the whole GPU: its MIG slices could not be read ({exc})")
             if self._use_counter:
                 try:
                     track.start_mj = nvml.energy_mj(track.gpu.handle)
