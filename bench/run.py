@@ -333,12 +333,12 @@ def main(only: str | None = None) -> None:
               f"{t.get('median_ms', p.get('median_ms', 0)):16.1f} |")
     print("\nModel card: records read from disk (XCom rows of the publisher, or a JSONL file through the CLI), validated and "
           "aggregated into co2_eq_emissions, streamed (fresh process each)")
-    print(f"| {'path':<10} | {'records':>8} | {'GPUs/record':>11} | {'seconds':>8} | {'of which decode':>15} | {'peak RSS growth (MB)':>20} | {'goal':>8} |")
-    print(f"|{'-'*12}|{'-'*10}|{'-'*13}|{'-'*10}|{'-'*17}|{'-'*22}|{'-'*10}|")
+    print(f"| {'path':<19} | {'records':>8} | {'GPUs/record':>11} | {'seconds':>8} | {'of which decode':>15} | {'peak RSS growth (MB)':>20} | {'goal':>8} |")
+    print(f"|{'-'*21}|{'-'*10}|{'-'*13}|{'-'*10}|{'-'*17}|{'-'*22}|{'-'*10}|")
     for row in results["aggregation"]:
         goal = "<= 2 s" if row["records"] == 100_000 and row["gpus_per_record"] == 8 else ""
         decode = f"{row['decode_s']:15.2f}" if row.get("decode_s") is not None else f"{'':>15}"
-        print(f"| {row.get('path', ''):<10} | {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {decode} | "
+        print(f"| {row.get('path', ''):<19} | {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {decode} | "
               f"{row['peak_rss_growth_mb']:20.1f} | {goal:>8} |")
     u = results["ui"]
     print(f"\nUI with a year of history: {u['runs']} DAG runs x 10 tracked tasks ({u['task_instances']} task instances, "
