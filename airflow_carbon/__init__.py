@@ -27,6 +27,7 @@ _EXPORTS = {
     "CarbonTrackingMixin": "airflow_carbon.operators.carbon",
     "tracked": "airflow_carbon.operators.carbon",
     "XCOM_KEY": "airflow_carbon.xcom",
+    "records_in": "airflow_carbon.xcom",
     "PublishModelCardOperator": "airflow_carbon.operators.model_card",
     "CarbonBudgetOperator": "airflow_carbon.operators.budget",
     "CarbonBudgetExceeded": "airflow_carbon.core.budget",
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from airflow_carbon.operators.carbon import CarbonOperator, CarbonTrackingMixin, tracked
     from airflow_carbon.operators.model_card import PublishModelCardOperator
     from airflow_carbon.sensors.carbon_intensity import CarbonIntensitySensor
-    from airflow_carbon.xcom import XCOM_KEY
+    from airflow_carbon.xcom import XCOM_KEY, records_in
 
 
 def __getattr__(name: str) -> Any:
