@@ -225,7 +225,7 @@ OPTIONS: tuple[Option, ...] = (
         "about 10 ms a try), so that clearing the finished task instance carries its tries' records into the next "
         "try; without it, a try's record is stored only where a retry can follow it (a failed try) and at "
         "checkpoints, and Airflow deletes the finished try's XCom when a cleared task instance runs again",
-        default=False, where=_where("config", "task"), example="True",
+        default=False, where=_where("config", "task"), example="True", version_added="0.4.0",
     ),
     Option(
         "gpu_energy", "choice",
