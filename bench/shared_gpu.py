@@ -108,6 +108,7 @@ def coordination_cost(windows: int) -> dict:
         registry = WindowRegistry(state)
         window = GpuWindow(gpus, registry=registry)
         t = time.monotonic()
+        window.register(t)
         window.start(t)
         time.sleep(0.1)  # past the coarse clock of the folder's stamp: a steady state
         steady, changed = [], []

@@ -142,14 +142,19 @@ class GpuWindow:
         periods = [t.sensor.period_s for t in self._tracks if t.start_mj is None and t.sensor is not None]
         return min(periods) if periods else None
 
-    def start(self, t: float) -> None:
-        """Read every counter and take a first power sample; call it last when opening a window."""
+    def register(self, t: float) -> None:
+        """Enter this window in the host's registry (its file: written, renamed, the folder listed once); call it
+        before the window's clock starts, so that it never comes between that clock and the counters."""
         if self.registry is not None:
             try:
                 self._key = self.registry.open([track.gpu.uuid for track in self._tracks], t)
             except OSError as exc:
                 self.sharing_error = f"GPU sharing: the window registry {self.registry.directory} is unusable ({exc}); " \
                     "each GPU's whole energy is counted as this window's"
+
+    def start(self, t: float) -> None:
+        """Read every counter and take a first power sample; call it last when opening a window (after
+        :meth:`register`)."""
         for track in self._tracks:
             if self._use_counter:
                 try:

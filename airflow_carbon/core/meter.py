@@ -150,6 +150,8 @@ class EnergyMeter:
         self._warnings = list(self.intensity.warnings)
         self._wall0 = time.time()
         self._open_gpus()
+        if self._gpu is not None:  # registered a moment before the clock starts: it shares, never double counts
+            self._guard("GPU sharing failed to start", self._gpu.register, time.monotonic())
         self._guard("CPU/RAM measurement failed to start", self._host.start, time.monotonic())
         self._sampler = Sampler(self._tick, self.sampling_interval_s)
         self._t0 = time.monotonic()
