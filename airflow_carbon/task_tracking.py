@@ -79,11 +79,11 @@ class TaskTracker:
             identity["training_type"] = self.settings.training_type
         return identity
 
-    def start(self, *, previous: list[dict[str, Any]] | None = None) -> None:
-        """Start measuring. The earlier tries' records (unless given) are read now only where the try needs them
-        before its work (a budget counts them), else when it checkpoints or ends. Never raises."""
+    def start(self) -> None:
+        """Start measuring. The earlier tries' records (:meth:`earlier_records`, unless read already) are read now
+        only where the try needs them before its work (a budget counts them), else when it checkpoints or ends.
+        Never raises."""
         try:
-            self.previous = previous
             if self.settings.co2_budget_g is not None or self.settings.energy_budget_kwh is not None:
                 self.earlier_records()
             checkpoint = self._checkpoint if self.store is not None else None

@@ -96,15 +96,13 @@ class CarbonTrackingMixin:
             except Exception as exc:  # a bad rendered value, or a template that does not render
                 _record_refused_try(self, context, exc)
                 raise
-        tracker = TaskTracker(settings, context)
-        previous = None  # read when the try ends, unless its start needs them (a plan on its recent tries)
+        tracker = TaskTracker(settings, context)  # reads the earlier tries' records when the try ends, or when asked
         shift = self.__dict__.pop("_carbon_resumed_shift", None)
         if shift is not None:  # resumed after the wait (execute_after_wait)
             tracker.shift = started(shift, deferred=True)
         elif settings.start_within is not None:
             tracker.live = settings.live_intensity(resolve_intensity(settings.location, settings.g_per_kwh))
-            previous = tracker.earlier_records()
-            plan, planned = plan_try(settings, tracker.live, recent_records(context["ti"], previous))
+            plan, planned = plan_try(settings, tracker.live, recent_records(context["ti"], tracker.earlier_records()))
             if plan.wait_s > 0:
                 log.info("airflow-carbon: %s; deferring until %s", plan.reason, planned["planned_start"])
                 self.defer(  # type: ignore[attr-defined]
@@ -112,7 +110,7 @@ class CarbonTrackingMixin:
                 )
             log.info("airflow-carbon: carbon-aware start: %s", plan.reason)
             tracker.shift = started(planned, deferred=False)
-        return self._execute_tracked(context, tracker, previous)
+        return self._execute_tracked(context, tracker)
 
     def execute_after_wait(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         """Where a try resumes after waiting for its greener start: the work, measured, with the wait recorded."""
@@ -122,9 +120,9 @@ class CarbonTrackingMixin:
         self._carbon_resumed_shift = shift
         return self.execute(context)  # through the operator's own execute (a decorated task's included)
 
-    def _execute_tracked(self, context: Any, tracker: TaskTracker, previous: list[dict[str, Any]] | None) -> Any:
+    def _execute_tracked(self, context: Any, tracker: TaskTracker) -> Any:
         """The operator's own ``execute``, measured; a budget stop fails the task without further retries."""
-        tracker.start(previous=previous)
+        tracker.start()
         error: BaseException | None = None
         try:
             tracker.check_budget()
