@@ -42,6 +42,16 @@ def records_in(value: Any) -> Any:
     return value
 
 
+def summary_in(key: str, value: Any) -> dict[str, Any] | None:
+    """The task instance's summary an XCom holds: the ``summary`` of a :data:`XCOM_KEY` value (0.4.0), or a
+    0.3.x :data:`SUMMARY_XCOM_KEY` value; None for anything else (0.3.x's records list, a forged value)."""
+    if key == XCOM_KEY and isinstance(value, dict) and isinstance(value.get("summary"), dict):
+        return value["summary"]
+    if key == SUMMARY_XCOM_KEY and isinstance(value, dict) and "emissions_g" in value:
+        return value
+    return None
+
+
 def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
     """Every record that ``task_ids`` pushed in the DAG runs ``run_ids``, through a running task's
     ``ti.xcom_pull``; each validated and in the newest shape (:func:`~airflow_carbon.core.record.upgrade`;

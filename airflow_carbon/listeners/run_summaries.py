@@ -10,7 +10,9 @@ is logged, never raised: the run's totals are then missing from the overview and
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -35,7 +37,7 @@ def _schedule(dag_run: Any, action: str) -> None:
     if session is None:  # a run no session holds (dag.test()): apply it now
         from airflow.utils.session import create_session
 
-        _apply_all(lambda: create_session(), [change])
+        _apply_all(create_session, [change])
         return
     if not session.info.get(_LISTENING):  # once per session (the scheduler keeps its own for its life)
         from sqlalchemy import event
@@ -48,23 +50,18 @@ def _schedule(dag_run: Any, action: str) -> None:
 
 def _after_commit(session: Any) -> None:
     changes = session.info.pop(_PENDING, [])
-    if not changes:
-        return
-    bind = session.get_bind()
+    if changes:
+        bind = session.get_bind()
+        _apply_all(lambda: _separate(bind), changes)
 
-    def own() -> Any:
-        from contextlib import contextmanager
 
-        from sqlalchemy.orm import Session
+@contextlib.contextmanager
+def _separate(bind: Any) -> Iterator[Any]:
+    """A session and transaction of our own on ``bind``: never the scheduler's scoped session."""
+    from sqlalchemy.orm import Session
 
-        @contextmanager
-        def scope():
-            with Session(bind=bind) as separate, separate.begin():  # not the scheduler's scoped session
-                yield separate
-
-        return scope()
-
-    _apply_all(own, changes)
+    with Session(bind=bind) as session, session.begin():
+        yield session
 
 
 def _after_rollback(session: Any) -> None:

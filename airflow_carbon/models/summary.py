@@ -23,10 +23,11 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from airflow.utils.sqlalchemy import UtcDateTime
 from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, delete, insert, select
 from sqlalchemy.dialects import postgresql
 
-from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY
+from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY, summary_in
 
 metadata = MetaData()
 """The provider's tables (apart from Airflow's own metadata)."""
@@ -40,18 +41,12 @@ COUNTED = ("task_instances", "carbon_aware_task_instances", "avoided_known_task_
 _ID_LEN = 250  # Airflow's ID_LEN: dag, task and run ids
 
 
-def _utc_datetime() -> Any:
-    from airflow.utils.sqlalchemy import UtcDateTime
-
-    return UtcDateTime()
-
-
 run_summary_table = Table(
     "carbon_run_summary", metadata,
     Column("dag_run_id", Integer, primary_key=True, autoincrement=False),
     Column("dag_id", String(_ID_LEN), nullable=False),
     Column("run_id", String(_ID_LEN), nullable=False),
-    Column("timestamp", _utc_datetime(), nullable=False),
+    Column("timestamp", UtcDateTime(), nullable=False),
     *(Column(name, Float, nullable=False) for name in SUMMED),
     Column("avoided_g", Float, nullable=True),
     *(Column(name, Integer, nullable=False) for name in COUNTED),
@@ -64,16 +59,6 @@ run_summary_table = Table(
 
 FINISHED = ("success", "failed")
 """The DAG run states whose runs have a row here."""
-
-
-def summary_of(key: str, value: Any) -> dict[str, Any] | None:
-    """The summary an XCom holds: the ``summary`` of a records value (0.4.0), a 0.3.x ``carbon_summary``
-    value; None for anything else (0.3.x's records list, a forged value)."""
-    if key == XCOM_KEY and isinstance(value, dict) and isinstance(value.get("summary"), dict):
-        return value["summary"]
-    if key == SUMMARY_XCOM_KEY and isinstance(value, dict) and "emissions_g" in value:
-        return value
-    return None
 
 
 def _number(summary: dict[str, Any], key: str) -> float | None:
@@ -89,7 +74,7 @@ def run_row(xcoms: Iterable[Any]) -> dict[str, Any] | None:
     row: dict[str, Any] | None = None
     for xcom in xcoms:
         try:
-            summary = summary_of(xcom.key, XComModel.deserialize_value(xcom))
+            summary = summary_in(xcom.key, XComModel.deserialize_value(xcom))
             if summary is None:
                 continue
             numbers = {k: _number(summary, k) or 0.0 for k in SUMMED}
@@ -108,11 +93,16 @@ def run_row(xcoms: Iterable[Any]) -> dict[str, Any] | None:
         row["carbon_aware_task_instances"] += waited is not None
         row["avoided_known_task_instances"] += avoided is not None
         row["budgets_exceeded"] += summary.get("budget_exceeded") is True
-        hardware = summary.get("hardware")
-        for name, n in (hardware.items() if isinstance(hardware, dict) else ()):
-            if isinstance(n, int):
-                row["hardware"][name] = max(row["hardware"].get(name, 0), n)
+        add_hardware(row["hardware"], summary.get("hardware"))
     return row
+
+
+def add_hardware(into: dict[str, int], counts: Any) -> None:
+    """Merge one task instance's (or run's) device counts into ``into``: per device name, the most any one used
+    (summaries carry no GPU UUIDs, so a sum could count one device twice). Anything but name -> int is ignored."""
+    for name, n in (counts.items() if isinstance(counts, dict) else ()):
+        if isinstance(n, int) and not isinstance(n, bool):
+            into[name] = max(into.get(name, 0), n)
 
 
 def _xcoms(session: Any, *where: Any) -> Iterator[Any]:

@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, func, inspect, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
-from airflow_carbon.models.summary import FINISHED, SUMMED, run_summary_table
+from airflow_carbon.models.summary import FINISHED, SUMMED, add_hardware, run_summary_table
 from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
@@ -231,8 +231,8 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
 
 
 def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]:
-    """Per run (its id): per device name, the most one task instance used (summaries carry no GPU UUIDs: a
-    sum could count one device twice); from the table where it holds the run, else from the XComs."""
+    """Per run (its id): per device name, the most one task instance used (:func:`add_hardware`); from the table
+    where it holds the run, else from the XComs."""
     hardware: dict[int, dict[str, int]] = defaultdict(dict)
     if not run_pks:
         return hardware
@@ -248,8 +248,7 @@ def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]
         ):
             found.append((run_pk, ours if ours is not None else older))
     for run_pk, counts in found:
-        for name, n in (counts or {}).items():
-            hardware[run_pk][name] = max(hardware[run_pk].get(name, 0), n)
+        add_hardware(hardware[run_pk], counts)
     return hardware
 
 
