@@ -46,7 +46,7 @@ class _Track:
     last_w: float = 0.0
     peak_w: float | None = None
     sampled_j: float = 0.0  # J: trapezoidal integral of the samples so far
-    lost_at: float | None = None
+    lost_at: float | None = None  # monotonic s when NVML lost the GPU
     error: str | None = None
     util_sum_percent: int = 0  # running sum and count of NVML utilisation samples (no list: sampled at 1 Hz for days)
     util_samples: int = 0

@@ -12,7 +12,7 @@ def push_conf_records(ti: Any, dag_run: Any) -> None:
     """Push this task's records from the run's conf, each try numbered from 1, on host ``worker-1``."""
     from airflow_carbon.core.aggregate import task_summary
     from airflow_carbon.core.record import RecordError, validate_record
-    from airflow_carbon.xcom import XCOM_KEY, xcom_value
+    from airflow_carbon.xcom import SUMMARY_XCOM_KEY, XCOM_KEY, xcom_value
 
     identity = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": -1, "hostname": "worker-1", "queue": None}
     records = [{**r, "task": {**identity, "try_number": n}} for n, r in enumerate(dag_run.conf["records"][ti.task_id], start=1)]
@@ -23,7 +23,7 @@ def push_conf_records(ti: Any, dag_run: Any) -> None:
     if dag_run.conf.get("xcom_shape") == "0.3.x":  # as 0.3.x pushed them: the list, and the summary apart
         ti.xcom_push(key=XCOM_KEY, value=records)
         if valid:
-            ti.xcom_push(key="carbon_summary", value=task_summary(valid))
+            ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(valid))
         return
     # no valid record, no summary: a value the UI's sums leave out, as they leave out the records of 0.3.x
     ti.xcom_push(key=XCOM_KEY, value=xcom_value(records, task_summary(valid)) if valid else records)
