@@ -155,5 +155,13 @@ def rebuild(session: Any, dag_ids: Iterable[str] | None = None) -> int:
         wipe = wipe.where(run_summary_table.c.dag_id.in_(dags))
         finished = finished.where(DagRun.dag_id.in_(dags))
     session.execute(wipe)
-    by_run = itertools.groupby(_xcoms(session, XComModel.dag_run_id.in_(finished)), key=lambda x: x.dag_run_id)
-    return _insert(session, (run_row(xcoms) for _, xcoms in by_run))
+    return _insert(session, run_rows(session, XComModel.dag_run_id.in_(finished)))
+
+
+def run_rows(session: Any, *where: Any) -> Iterator[dict[str, Any]]:
+    """The rows (:func:`run_row`) of the runs whose XComs match ``where``, run by run, streamed; runs without a
+    summary are left out. What the table holds for finished runs, and what the UI sums for the others."""
+    for _, xcoms in itertools.groupby(_xcoms(session, *where), key=lambda x: x.dag_run_id):
+        row = run_row(xcoms)
+        if row is not None:
+            yield row

@@ -1,12 +1,13 @@
 """Airflow layer: the UI's reads from the metadata database, always limited to DAGs the user may read.
 
-Totals over many runs are summed inside the database from flat per-run summaries, so the overview and DAG pages
-stay fast with years of history: for finished DAG runs, the provider's own table ``carbon_run_summary``
-(:mod:`airflow_carbon.models.summary`, a row a run, stored by the scheduler when the run ends); for runs still
-going (or everywhere, where that table is missing: ``airflow db migrate`` not run yet), the ``summary`` inside
-each task instance's records XCom (the XCom ``carbon_summary`` of tasks run with 0.3.x), read by the database's
-JSON functions and summed per run. Only a run's or a task instance's own page decodes full records
-(:func:`airflow_carbon.xcom.run_records`). A run counts on the day, and in the period, of its last records XCom.
+Totals over many runs are summed from flat per-run rows, so the overview and DAG pages stay fast with years of
+history: for finished DAG runs, the provider's own table ``carbon_run_summary`` (:mod:`airflow_carbon.models.summary`,
+a row a run, stored by the scheduler when the run ends), summed inside the database; for runs still going (few),
+the same rows built from their XComs by the same code that fills the table
+(:func:`~airflow_carbon.models.summary.run_rows`), added in Python. Where the table is missing (``airflow db
+migrate`` not run yet), every run's row is built from its XComs: right, and slower. Only a run's or a task
+instance's own page decodes full records (:func:`airflow_carbon.xcom.run_records`). A run counts on the day, and
+in the period, of its last records XCom.
 
 The grams avoided by carbon-aware starts are summed the same way, over the task instances that have a figure
 (``avoided_g``): an unknown figure is left out, never counted as 0, and counted apart (:data:`ACTING_KEYS`).
@@ -15,18 +16,18 @@ The grams avoided by carbon-aware starts are summed the same way, over the task 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
-from sqlalchemy import and_, case, func, inspect, or_, select, union_all
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from airflow_carbon.core.record import COMPONENTS, format_hardware
-from airflow_carbon.models.summary import FINISHED, SUMMED, add_hardware, run_summary_table
-from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, SUMMARY_XCOM_KEY, XCOM_KEY
+from airflow_carbon.models.summary import FINISHED, add_hardware, run_rows, run_summary_table
+from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY
 
 _SUMMED = ("emissions_g", "energy_kwh", *(f"{c}_kwh" for c in COMPONENTS), "tries", "failed_tries")
 _ESTATE_SUMMED = ("emissions_g", "energy_kwh", "tries", "failed_tries")
@@ -39,18 +40,7 @@ ACTING_KEYS = ("avoided_g", "carbon_aware_task_instances", "avoided_known_task_i
 has a known figure), the task instances with a carbon-aware start (their summary has ``waited_s``) and, of those,
 the ones with a known figure (a task instance's figure sums its tries' known ones)."""
 
-
-def _summary_number(key: str) -> Any:
-    """A number of a task instance's summary: in the records' value (0.4.0), else in a 0.3.x ``carbon_summary``."""
-    return func.coalesce(XComModel.value[("summary", key)].as_float(), XComModel.value[key].as_float())
-
-
-def _is_summary() -> Any:
-    """The XCom rows that hold a task instance's summary: the records' (0.4.0), or 0.3.x's own, whose records
-    (a list, no summary) are left out, so that each task instance counts once."""
-    return or_(and_(XComModel.key == XCOM_KEY, XComModel.value[("summary", "tries")].as_float().isnot(None)),
-               XComModel.key == SUMMARY_XCOM_KEY)
-
+_COUNTS = ("task_instances", "carbon_aware_task_instances", "avoided_known_task_instances", "budgets_exceeded")
 
 _tables: dict[str, bool] = {}
 
@@ -64,70 +54,27 @@ def _has_table(session: Session) -> bool:
     return _tables[url]
 
 
-def _from_xcoms(dag_ids: list[str], since: datetime | None, run_pks: list[int] | None) -> Any:
-    """Per-run rows, as the table holds them, summed from the task instances' summaries in XCom (the runs
-    ``run_pks``; every run of ``dag_ids`` where None)."""
-    avoided, waited = _summary_number("avoided_g"), _summary_number("waited_s")
-    exceeded = or_(XComModel.value[("summary", "budget_exceeded")].as_boolean(), XComModel.value["budget_exceeded"].as_boolean())
-    query = (
-        select(XComModel.dag_id.label("dag_id"), XComModel.dag_run_id.label("dag_run_id"),
-               func.max(XComModel.timestamp).label("timestamp"),
-               *(func.coalesce(func.sum(_summary_number(k)), 0.0).label(k) for k in SUMMED),
-               func.sum(avoided).label("avoided_g"), func.count().label("task_instances"),
-               func.count(waited).label("carbon_aware_task_instances"), func.count(avoided).label("avoided_known_task_instances"),
-               func.count(case((exceeded, 1))).label("budgets_exceeded"))
-        .where(XComModel.dag_id.in_(dag_ids), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
-        .group_by(XComModel.dag_id, XComModel.dag_run_id)
-    )
-    if run_pks is not None:
-        query = query.where(XComModel.dag_run_id.in_(run_pks))
-    if since is not None:
-        query = query.having(func.max(XComModel.timestamp) >= since)
-    return query
-
-
-_COLUMNS = ("dag_id", "dag_run_id", "timestamp", *SUMMED, "avoided_g", "task_instances", "carbon_aware_task_instances",
-            "avoided_known_task_instances", "budgets_exceeded")
-
-
-def _runs(session: Session, dag_ids: Collection[str], since: datetime | None) -> Any:
-    """One row per tracked run of ``dag_ids`` whose last records XCom is since ``since``: ``dag_id``, ``dag_run_id``,
-    ``timestamp``, the sums (:data:`~airflow_carbon.models.summary.SUMMED`), ``avoided_g`` and the counts of task
-    instances (:data:`~airflow_carbon.models.summary.COUNTED`): from the table for finished runs, from their
-    XComs for the others."""
+def _live(session: Session, dag_ids: Collection[str], since: datetime | None) -> list[dict[str, Any]]:
+    """The rows of ``dag_ids``' runs the table does not hold (those not finished; every run without the table),
+    built from their XComs, since ``since``. The runs are found by id first: their XComs then by the primary key's
+    first column, never by scanning every records XCom."""
     dags = list(dag_ids)
-    if not _has_table(session):
-        return _from_xcoms(dags, since, None).subquery()
-    stored = select(*(_T.c[k] for k in _COLUMNS)).where(_T.c.dag_id.in_(dags))
+    if _has_table(session):
+        going = list(session.scalars(select(DagRun.id).where(DagRun.dag_id.in_(dags), DagRun.state.notin_(FINISHED))))
+        if not going:
+            return []
+        where = XComModel.dag_run_id.in_(going)
+    else:
+        where = XComModel.dag_id.in_(dags)
+    return [r for r in run_rows(session, where) if since is None or r["timestamp"] >= since]
+
+
+def _stored(dag_ids: Collection[str], since: datetime | None) -> Any:
+    """The table's rows of ``dag_ids`` since ``since``, as a subquery."""
+    query = select(_T).where(_T.c.dag_id.in_(list(dag_ids)))
     if since is not None:
-        stored = stored.where(_T.c.timestamp >= since)
-    # the runs not finished (few), by id first: their XComs are then found by the primary key's first column,
-    # never by scanning every records XCom (a database's planner may prefer the key's index otherwise)
-    going = list(session.scalars(select(DagRun.id).where(DagRun.dag_id.in_(dags), DagRun.state.notin_(FINISHED))))
-    if not going:
-        return stored.subquery()
-    return union_all(stored, _from_xcoms(dags, since, going)).subquery()
-
-
-def _acting_columns(s: Any, budgets: bool = False) -> list[Any]:
-    """:data:`ACTING_KEYS` summed over the run rows ``s``; with ``budgets``, also ``budgets_exceeded``."""
-    columns = [func.sum(s.c.avoided_g).label("avoided_g"),  # NULL where none is known: SUM skips NULLs
-               func.sum(s.c.carbon_aware_task_instances).label("carbon_aware_task_instances"),
-               func.sum(s.c.avoided_known_task_instances).label("avoided_known_task_instances")]
-    if budgets:
-        columns.append(func.sum(s.c.budgets_exceeded).label("budgets_exceeded"))
-    return columns
-
-
-def _acting(row: Any, budgets: bool = False) -> dict[str, Any]:
-    out = {
-        "avoided_g": None if row.avoided_g is None else float(row.avoided_g),
-        "carbon_aware_task_instances": int(row.carbon_aware_task_instances or 0),
-        "avoided_known_task_instances": int(row.avoided_known_task_instances or 0),
-    }
-    if budgets:
-        out["budgets_exceeded"] = int(row.budgets_exceeded or 0)
-    return out
+        query = query.where(_T.c.timestamp >= since)
+    return query.subquery()
 
 
 def add_acting(into: dict[str, Any], acting: dict[str, Any]) -> None:
@@ -139,7 +86,7 @@ def add_acting(into: dict[str, Any], acting: dict[str, Any]) -> None:
             else:
                 into.setdefault(k, None)
         else:
-            into[k] = into.get(k, 0) + v
+            into[k] = into.get(k, 0) + int(v or 0)
 
 
 def _day(session: Session, timestamp: Any) -> Any:
@@ -149,43 +96,38 @@ def _day(session: Session, timestamp: Any) -> Any:
     return func.date(timestamp)
 
 
-def _sums(s: Any, keys: Iterable[str] = _SUMMED) -> list[Any]:
-    return [func.coalesce(func.sum(s.c[k]), 0.0).label(k) for k in keys]
-
-
-def _row_sums(row: Any, keys: Iterable[str] = _SUMMED) -> dict[str, float]:
-    return {k: float(getattr(row, k) or 0.0) for k in keys}
-
-
 def estate(session: Session, dag_ids: Collection[str], since: datetime | None) -> dict[str, Any]:
     """Per DAG (of ``dag_ids``): emissions (g), energy (kWh), runs, task instances, tries since ``since``,
     grams avoided by carbon-aware starts (:data:`ACTING_KEYS`); and per UTC day: emissions (g) and energy (kWh)."""
     if not dag_ids:
         return {"dags": [], "days": []}
-    s = _runs(session, dag_ids, since)
-    day = _day(session, s.c.timestamp)
-    per_day = session.execute(
-        select(s.c.dag_id, day.label("day"), *_sums(s, _ESTATE_SUMMED), func.sum(s.c.task_instances).label("task_instances"),
-               func.count().label("runs"), func.max(s.c.timestamp).label("last"), *_acting_columns(s))
-        .group_by(s.c.dag_id, day)
-    ).all()
+    groups: list[dict[str, Any]] = []  # per DAG and UTC day: sums, counts, the last record's time
+    if _has_table(session):
+        s = _stored(dag_ids, since)
+        day = _day(session, s.c.timestamp)
+        groups += [dict(row._mapping) for row in session.execute(
+            select(s.c.dag_id, day.label("day"), *(func.sum(s.c[k]).label(k) for k in (*_ESTATE_SUMMED, "task_instances")),
+                   func.count().label("runs"), func.max(s.c.timestamp).label("last"), func.sum(s.c.avoided_g).label("avoided_g"),
+                   *(func.sum(s.c[k]).label(k) for k in ACTING_KEYS[1:]))
+            .group_by(s.c.dag_id, day)
+        )]
+    groups += [{**row, "day": row["timestamp"].astimezone(timezone.utc).date().isoformat(), "runs": 1, "last": row["timestamp"]}
+               for row in _live(session, dag_ids, since)]
     dags: dict[str, dict[str, Any]] = {}
     days: dict[str, dict[str, float]] = defaultdict(lambda: {"emissions_g": 0.0, "energy_kwh": 0.0})
-    for row in per_day:
-        sums = _row_sums(row, _ESTATE_SUMMED)
+    for g in groups:
         dag = dags.setdefault(
-            row.dag_id, {"dag_id": row.dag_id, **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "runs": 0, "last_seen": None}
+            g["dag_id"], {"dag_id": g["dag_id"], **dict.fromkeys(_ESTATE_SUMMED, 0.0), "task_instances": 0, "runs": 0, "last_seen": None}
         )
         for k in _ESTATE_SUMMED:
-            dag[k] += sums[k]
-        add_acting(dag, _acting(row))
-        dag["task_instances"] += int(row.task_instances)
-        dag["runs"] += row.runs
-        last = _as_datetime(row.last)
-        dag["last_seen"] = max(filter(None, [dag["last_seen"], last]), default=None)
-        bucket = days[str(row.day)]
-        bucket["emissions_g"] += sums["emissions_g"]
-        bucket["energy_kwh"] += sums["energy_kwh"]
+            dag[k] += float(g[k] or 0.0)
+        add_acting(dag, {k: g[k] for k in ACTING_KEYS})
+        dag["task_instances"] += int(g["task_instances"])
+        dag["runs"] += g["runs"]
+        dag["last_seen"] = max(filter(None, [dag["last_seen"], _as_datetime(g["last"])]), default=None)
+        bucket = days[str(g["day"])]
+        bucket["emissions_g"] += float(g["emissions_g"] or 0.0)
+        bucket["energy_kwh"] += float(g["energy_kwh"] or 0.0)
     for dag in dags.values():
         dag["tries"] = int(dag["tries"])
         dag["failed_tries"] = int(dag["failed_tries"])
@@ -201,55 +143,42 @@ def dag_runs(session: Session, dag_id: str, since: datetime | None, limit: int) 
     emissions (g), energy (kWh, by component), task instances, tries, hardware (per device, the most one
     task instance used), grams avoided by carbon-aware starts (:data:`ACTING_KEYS`) and the task instances
     whose budget was exceeded (``budgets_exceeded``); and the number of runs."""
-    s = _runs(session, [dag_id], since)
-    total_runs = session.scalar(select(func.count()).select_from(s)) or 0
-    rows = session.execute(
-        select(DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state,
-               *(s.c[k] for k in (*_SUMMED, "avoided_g", "task_instances", "carbon_aware_task_instances",
-                                  "avoided_known_task_instances", "budgets_exceeded")))
-        .join(DagRun, DagRun.id == s.c.dag_run_id)
-        .order_by(DagRun.run_after.desc(), DagRun.id.desc())
-        .limit(limit)
-    ).all()
-    hardware = _hardware(session, [r.id for r in rows])
-    runs = []
-    for r in rows:
-        sums = _row_sums(r)
-        runs.append({
-            "run_id": r.run_id,
-            "run_after": _iso(r.run_after),
-            "logical_date": _iso(r.logical_date),
-            "state": str(r.state) if r.state is not None else None,
-            **sums,
-            "tries": int(sums["tries"]),
-            "failed_tries": int(sums["failed_tries"]),
-            "task_instances": int(r.task_instances),
-            "hardware_used": format_hardware(dict(sorted(hardware[r.id].items(), key=lambda kv: (-kv[1], kv[0])))),
-            **_acting(r, budgets=True),
-        })
-    return {"runs": runs, "total_runs": total_runs}
-
-
-def _hardware(session: Session, run_pks: list[int]) -> dict[int, dict[str, int]]:
-    """Per run (its id): per device name, the most one task instance used (:func:`add_hardware`); from the table
-    where it holds the run, else from the XComs."""
-    hardware: dict[int, dict[str, int]] = defaultdict(dict)
-    if not run_pks:
-        return hardware
-    found: list[tuple[int, Any]] = []
+    columns = (DagRun.id, DagRun.run_id, DagRun.run_after, DagRun.logical_date, DagRun.state)
+    newest = (DagRun.run_after.desc(), DagRun.id.desc())
+    runs: list[dict[str, Any]] = []
+    total_runs = 0
     if _has_table(session):
-        found += list(session.execute(select(_T.c.dag_run_id, _T.c.hardware).where(_T.c.dag_run_id.in_(run_pks))).tuples())
-    stored = {pk for pk, _ in found}
-    rest = [pk for pk in run_pks if pk not in stored]
-    if rest:
-        for run_pk, ours, older in session.execute(
-            select(XComModel.dag_run_id, XComModel.value[("summary", "hardware")], XComModel.value["hardware"])
-            .where(XComModel.dag_run_id.in_(rest), XComModel.key.in_((XCOM_KEY, SUMMARY_XCOM_KEY)), _is_summary())
-        ):
-            found.append((run_pk, ours if ours is not None else older))
-    for run_pk, counts in found:
-        add_hardware(hardware[run_pk], counts)
-    return hardware
+        s = _stored([dag_id], since)
+        total_runs = session.scalar(select(func.count()).select_from(s)) or 0
+        runs += [dict(row._mapping) for row in session.execute(
+            select(*columns, *(s.c[k] for k in (*_SUMMED, "avoided_g", *_COUNTS, "hardware")))
+            .join(DagRun, DagRun.id == s.c.dag_run_id).order_by(*newest).limit(limit)
+        )]
+    live = {row["dag_run_id"]: row for row in _live(session, [dag_id], since)}
+    if live:
+        total_runs += len(live)
+        runs += [{**dict(run._mapping), **live[run.id]} for run in session.execute(select(*columns).where(DagRun.id.in_(list(live))))]
+        runs.sort(key=lambda r: (r["run_after"], r["id"]), reverse=True)  # newest first, as the query orders them
+    return {"runs": [_run_json(r) for r in runs[:limit]], "total_runs": total_runs}
+
+
+def _run_json(r: dict[str, Any]) -> dict[str, Any]:
+    """A run of :func:`dag_runs` as the UI shows it."""
+    hardware: dict[str, int] = {}
+    add_hardware(hardware, r["hardware"])
+    return {
+        "run_id": r["run_id"],
+        "run_after": _iso(r["run_after"]),
+        "logical_date": _iso(r["logical_date"]),
+        "state": str(r["state"]) if r["state"] is not None else None,
+        **{k: float(r[k] or 0.0) for k in _SUMMED},
+        "tries": int(r["tries"]),
+        "failed_tries": int(r["failed_tries"]),
+        "task_instances": int(r["task_instances"]),
+        "hardware_used": format_hardware(dict(sorted(hardware.items(), key=lambda kv: (-kv[1], kv[0])))),
+        "avoided_g": None if r["avoided_g"] is None else float(r["avoided_g"]),
+        **{k: int(r[k] or 0) for k in _COUNTS[1:]},
+    }
 
 
 def dag_run(session: Session, dag_id: str, run_id: str) -> dict[str, Any] | None:
