@@ -1,23 +1,34 @@
 """Airflow layer: where records live in Airflow, in one place: the XCom and task-state keys, and every
 read of records (from a running task through XCom, and from the metadata database), each validated.
 
-A tracked task pushes, under :data:`XCOM_KEY`, the records of every try so far (the last try's XCom
-holds them all) and, under :data:`SUMMARY_XCOM_KEY`, their flat totals, which the UI sums in the
-database; the same list is kept under :data:`STATE_KEY` in the task state store, which survives
-retries. The publisher pushes what it wrote under :data:`MODEL_CARD_XCOM_KEY`.
+A tracked task pushes, under :data:`XCOM_KEY`, one value per try: the records of every try so far (the
+last try's value holds them all), as one JSON text, and their flat totals, which the UI sums in the
+database. Where a later try can need them, the same list is kept under :data:`STATE_KEY` in the task
+state store, which survives retries. The publisher pushes what it wrote under :data:`MODEL_CARD_XCOM_KEY`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from airflow_carbon.core.record import Record, RecordError, task_label, upgrade, validate_record
+from airflow_carbon.core.record import Record, RecordError, decode_records, task_label, upgrade, validate_record
 
 XCOM_KEY = "carbon_records"
-"""XCom key of a tracked task's records: ``{"summary": {...}, "records": [...]}``, the records one per try
-so far (the last try's value holds all) and their totals (:func:`airflow_carbon.core.aggregate.task_summary`),
-which the UI sums in the database; one write per try. Before 0.4.0 the value was the list alone (read still)."""
+"""XCom key of a tracked task's records: ``{"summary": {...}, "records_json": "[...]"}`` (0.5.0), the
+tries' totals (:func:`airflow_carbon.core.aggregate.task_summary`), which the UI sums in the database, and
+the records, one per try so far (the last try's value holds all), as the JSON text of their list; one
+write per try. Read the records with :func:`records_in`. Still read: 0.4.0's ``{"summary": {...},
+"records": [...]}`` and, before 0.4.0, the list alone.
+
+Why text: Airflow's execution API checks every node of an XCom value as JSON on the way to a task, four
+times over; a record of an 8-GPU try has about 300 of them, one string has one. A run's records reach the
+model-card publisher about 7x faster as text (bench/README.md), and are then decoded and checked in one
+pass of compiled code (:func:`~airflow_carbon.core.record.decode_records`)."""
+
+RECORDS_TEXT = "records_json"
+"""The member of an :data:`XCOM_KEY` value that holds the records' JSON text."""
 
 SUMMARY_XCOM_KEY = "carbon_summary"
 """XCom key of the tries' totals before 0.4.0 (now the ``summary`` of :data:`XCOM_KEY`'s value)."""
@@ -30,16 +41,37 @@ MODEL_CARD_XCOM_KEY = "carbon_model_card"
 
 
 def xcom_value(records: list[Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """What a tracked try pushes under :data:`XCOM_KEY`: its tries' ``summary`` first, then their ``records``."""
-    return {"summary": summary, "records": records}
+    """What a tracked try pushes under :data:`XCOM_KEY`: its tries' ``summary`` first, then their records'
+    JSON text (:data:`RECORDS_TEXT`)."""
+    return {"summary": summary, RECORDS_TEXT: json.dumps(records, separators=(",", ":"))}
 
 
 def records_in(value: Any) -> Any:
-    """The records list of a value pushed under :data:`XCOM_KEY` (0.4.0's object, or the list of 0.3.x);
-    anything else is returned as it is, for the caller's validation to reject."""
-    if isinstance(value, dict) and "records" in value:
-        return value["records"]
+    """The records list (plain dicts, not yet validated) of a value pushed under :data:`XCOM_KEY`: 0.5.0's
+    JSON text, 0.4.0's list member or 0.3.x's list. Anything else is returned as it is (text that is not
+    JSON as the text), for the caller's validation to reject."""
+    if isinstance(value, dict):
+        if isinstance(value.get(RECORDS_TEXT), str):
+            try:
+                return json.loads(value[RECORDS_TEXT])
+            except json.JSONDecodeError:
+                return value[RECORDS_TEXT]
+        if "records" in value:
+            return value["records"]
     return value
+
+
+def _all_valid(value: Any) -> list[Record] | None:
+    """The records of a 0.5.0 value decoded and checked in one pass, where every one is valid and has a task
+    identity; None otherwise (another shape, or something to judge item by item, which names each bad one)."""
+    text = value.get(RECORDS_TEXT) if isinstance(value, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        records = decode_records(text)
+    except RecordError:
+        return None
+    return records if all("task" in r for r in records) else None
 
 
 def summary_in(key: str, value: Any) -> dict[str, Any] | None:
@@ -52,16 +84,53 @@ def summary_in(key: str, value: Any) -> dict[str, Any] | None:
     return None
 
 
-def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
-    """Every record that ``task_ids`` pushed in the DAG runs ``run_ids``, through a running task's
-    ``ti.xcom_pull``; each validated and in the newest shape (:func:`~airflow_carbon.core.record.upgrade`;
-    RecordError naming the task, map index, try and run)."""
-    pushed: list[Any] = []
+PAGE_SIZE = 500
+"""Task instances read per round trip from a mapped task's XComs: a mapped task's values reach the
+publisher a page at a time, so memory holds one page however many instances there are. Each page is one
+query with an OFFSET, whose cost grows with the offset, and Airflow's client holds a page several times
+over while it hands it on: 500 keeps both small (bench/README.md, the model card table)."""
+
+
+def iter_records(context: Any, task_ids: list[str], run_ids: Iterable[str]) -> Iterator[Record]:
+    """Every record that ``task_ids`` pushed in the DAG runs ``run_ids``, read by a running task (``context``
+    is its Airflow context), one task instance's value at a time; each validated and in the newest shape
+    (RecordError naming the task, map index, try and run). In the task's own run, a mapped task's values
+    come :data:`PAGE_SIZE` at a time through the Task SDK's lazy XCom sequence (``XComArg.resolve``), so
+    memory stays flat; other tasks' values, and earlier runs', come with ``ti.xcom_pull``."""
+    from airflow.sdk import XComArg
+
+    ti = context["ti"]
     for run_id in run_ids:
-        for value in ti.xcom_pull(task_ids=task_ids, key=XCOM_KEY, run_id=run_id) or []:
-            pushed.extend(records_in(value) or [])
-    records: list[Record] = []
-    for record in pushed:
+        whole = list(task_ids)
+        if run_id == ti.run_id:
+            dag = ti.task.dag
+            mapped = [t for t in task_ids if t in dag.task_dict and dag.task_dict[t].is_mapped]
+            whole = [t for t in task_ids if t not in mapped]
+            for task_id in mapped:
+                sequence = XComArg(dag.task_dict[task_id], key=XCOM_KEY).resolve(context)
+                start = 0
+                while page := sequence[start:start + PAGE_SIZE]:
+                    for value in page:
+                        yield from checked_records(value)
+                    start += PAGE_SIZE
+        if whole:
+            for value in ti.xcom_pull(task_ids=whole, key=XCOM_KEY, run_id=run_id) or []:
+                yield from checked_records(value)
+
+
+def pull_records(context: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
+    """:func:`iter_records` as a list."""
+    return list(iter_records(context, task_ids, run_ids))
+
+
+def checked_records(value: Any) -> list[Record]:
+    """The records of one pushed value, validated and in the newest shape; RecordError naming the task,
+    map index, try and run of the first that is not one."""
+    records = _all_valid(value)
+    if records is not None:
+        return records
+    checked: list[Record] = []
+    for record in records_in(value) or []:
         try:
             loaded = upgrade(validate_record(record))
         except RecordError as exc:
@@ -72,8 +141,8 @@ def pull_records(ti: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[R
             ) from None
         if "task" not in loaded:
             raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
-        records.append(loaded)
-    return records
+        checked.append(loaded)
+    return checked
 
 
 def latest_run_id(dag_id: str, session: Any) -> str | None:

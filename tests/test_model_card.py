@@ -38,6 +38,26 @@ def test_a_run_publishes_every_try_to_a_local_card(airflow_dags, fake_gpu, tmp_p
     assert sum(float(r["emissions"]) for r in rows) * 1000 == pytest.approx(co2["emissions"], rel=1e-5)  # kg, as CodeCarbon
 
 
+def test_a_mapped_task_is_read_a_page_at_a_time_and_the_breakdown_is_bounded(airflow_dags, fake_gpu, tmp_path, monkeypatch):
+    """The publisher reads a mapped task's values a page of task instances at a time (memory holds one page):
+    with pages of one instance the card is the same; the returned breakdown lists the first tries in task
+    order and counts the others, so a sweep of any size returns a small XCom."""
+    import airflow_carbon.operators.model_card as model_card
+    import airflow_carbon.xcom as xcom
+
+    fake_gpu("count=1; power=const:300")
+    whole = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path / "whole")})
+    monkeypatch.setattr(xcom, "PAGE_SIZE", 1)
+    monkeypatch.setattr(model_card, "BREAKDOWN_ROWS", 2)
+    paged = airflow_dags.get_dag("carbon_card_local").test(run_conf={"dir": str(tmp_path / "paged")})
+    one, other = _publish_result(whole), _publish_result(paged)
+    assert other["totals"]["tries"] == one["totals"]["tries"] == 3
+    assert other["co2_eq_emissions"]["hardware_used"] == one["co2_eq_emissions"]["hardware_used"]
+    assert len(json.loads((tmp_path / "paged" / "emissions.json").read_text())) == 3
+    assert [(r["map_index"], r["try_number"]) for r in other["breakdown"]] == [(0, 1), (0, 2)]
+    assert other["breakdown_omitted"] == 1 and one["breakdown_omitted"] == 0
+
+
 def test_earlier_runs_count_when_asked(airflow_dags, fake_gpu, tmp_path):
     fake_gpu("count=1; power=const:200")
     first = airflow_dags.get_dag("carbon_card_sweep").test(run_conf={"dir": str(tmp_path / "a")})

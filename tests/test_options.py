@@ -29,7 +29,7 @@ from airflow_carbon.core.options import (
     validate_many,
 )
 
-RELEASES = ("0.1.0", "0.2.0", "0.3.0", "0.4.0")
+RELEASES = ("0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0")
 """The releases so far, oldest first."""
 
 ROOT = Path(__file__).resolve().parents[1]

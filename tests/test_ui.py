@@ -173,10 +173,12 @@ def test_the_dag_view_lists_its_runs(ui):
     assert "@task.carbon" in untracked  # the empty state says what to do
 
 
-def test_runs_recorded_by_0_3_are_summed_once_beside_newer_ones(ui, live_run, airflow_dags):
-    """0.3.x pushed the records' list and, apart, their summary (XCom carbon_summary): after an upgrade, their runs
-    count as before, each task instance once, beside the runs of 0.4.0's one XCom."""
-    older = airflow_dags.get_dag(LIVE_DAG).test(run_conf={"records": live_run.tries, "xcom_shape": "0.3.x"})
+@pytest.mark.parametrize("shape", ["0.3.x", "0.4.0"])
+def test_runs_recorded_by_earlier_releases_are_summed_once_beside_newer_ones(ui, live_run, airflow_dags, shape):
+    """0.3.x pushed the records' list and, apart, their summary (XCom carbon_summary); 0.4.0 one value with the
+    records as a list: after an upgrade, their runs count as before, each task instance once, beside the runs
+    of 0.5.0's one XCom (the records as JSON text)."""
+    older = airflow_dags.get_dag(LIVE_DAG).test(run_conf={"records": live_run.tries, "xcom_shape": shape})
     runs = {r["run_id"]: r for r in ui.server.get(f"/carbon/api/dags/{LIVE_DAG}?period=all&limit=1000").json()["runs"]}
     new, old = runs[live_run.run_id], runs[older.run_id]
     expected = sum(r["emissions_g"] for r in _records(LIVE_DAG, older.run_id))

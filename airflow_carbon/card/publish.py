@@ -13,6 +13,7 @@ model folder. Safe by construction:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 
 MakeCo2 = Callable[[dict[str, Any] | None], dict[str, Any]]
 """Given the card's current co2_eq_emissions (or None), the value to write."""
+
+Exports = dict[str, "bytes | Path"]
+"""Files to write beside the card: name -> content, or the path of a file that holds it."""
 
 
 class HubReadError(RuntimeError):
@@ -54,12 +58,12 @@ def _decode(data: bytes) -> str:
         raise CardError(f"the card is not UTF-8 text ({exc}); the Hub reads model cards as UTF-8") from None
 
 
-def publish_local(local_dir: str | os.PathLike[str], make_co2: MakeCo2, exports: dict[str, bytes]) -> Published:
+def publish_local(local_dir: str | os.PathLike[str], make_co2: MakeCo2, exports: Exports) -> Published:
     """Update ``local_dir``/README.md (created with a minimal card if missing) and write ``exports``."""
     return publish_file(Path(local_dir) / README, make_co2, exports)
 
 
-def publish_file(card_path: str | os.PathLike[str], make_co2: MakeCo2, exports: dict[str, bytes] | None = None) -> Published:
+def publish_file(card_path: str | os.PathLike[str], make_co2: MakeCo2, exports: Exports | None = None) -> Published:
     """Update the model card at ``card_path`` (created with a minimal card if missing) and write
     ``exports`` beside it; each file is replaced atomically, so a reader never sees half a card."""
     readme = Path(card_path)
@@ -67,7 +71,10 @@ def publish_file(card_path: str | os.PathLike[str], make_co2: MakeCo2, exports: 
     text, co2, new = _updated_file(readme, make_co2)
     for name, data in {readme.name: new.encode("utf-8"), **(exports or {})}.items():
         tmp = readme.parent / f".{name}.tmp"
-        tmp.write_bytes(data)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            shutil.copyfile(data, tmp)
         os.replace(tmp, readme.parent / name)
     return Published(co2, str(readme), changed=new != text)
 
@@ -87,7 +94,7 @@ def _updated_file(readme: Path, make_co2: MakeCo2) -> tuple[str | None, dict[str
 def publish_hub(
     repo_id: str,
     make_co2: MakeCo2,
-    exports: dict[str, bytes],
+    exports: Exports,
     *,
     endpoint: str,
     token: str | None,
@@ -123,7 +130,7 @@ def publish_hub(
     if new == text and not exports:
         return Published(co2, f"{endpoint}/{repo_id}", changed=False, commit=head)
     operations = [CommitOperationAdd(README, new.encode("utf-8"))]
-    operations += [CommitOperationAdd(name, data) for name, data in exports.items()]
+    operations += [CommitOperationAdd(name, data if isinstance(data, bytes) else str(data)) for name, data in exports.items()]
     commit = api.create_commit(
         repo_id,
         operations=operations,

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from airflow_carbon.core.intensity import location_entry
@@ -50,6 +53,36 @@ TRACKING_MODE = "process"
 
 Row = dict[str, Any]
 """One CSV row: column -> str, int, float, or None for an empty cell."""
+
+
+class ExportFiles:
+    """``emissions.json`` (the records, a JSON array) and CodeCarbon's ``emissions.csv``, written to the
+    folder ``directory`` one record at a time (:meth:`add`), so a run of any size is exported in constant
+    memory; :meth:`close` ends them and returns file name -> path."""
+
+    NAMES = ("emissions.json", "emissions.csv")
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.paths = {name: Path(directory) / name for name in self.NAMES}
+        self._json = open(self.paths["emissions.json"], "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._csv_file = open(self.paths["emissions.csv"], "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._csv = csv.writer(self._csv_file, lineterminator="\n")
+        self._csv.writerow(CODECARBON_COLUMNS)
+        self._count = 0
+
+    def add(self, record: Record) -> None:
+        """Write one record (a dict, or :func:`~airflow_carbon.core.record.decode_record`'s view)."""
+        plain = record.to_dict() if hasattr(record, "to_dict") else record
+        self._json.write(("[\n" if self._count == 0 else ",\n") + json.dumps(plain, indent=1))
+        row = codecarbon_row(plain)
+        self._csv.writerow(["" if row[c] is None else row[c] for c in CODECARBON_COLUMNS])
+        self._count += 1
+
+    def close(self) -> dict[str, Path]:
+        self._json.write("[]\n" if self._count == 0 else "\n]\n")
+        self._json.close()
+        self._csv_file.close()
+        return dict(self.paths)
 
 
 def records_csv(records: Iterable[Record]) -> bytes:

@@ -346,6 +346,34 @@ def decode_record(data: str | bytes) -> Record:
     return load_record(data)
 
 
+def decode_records(data: str | bytes) -> list[Record]:
+    """A JSON array of records (one task instance's tries, as an XCom value carries them) from its text,
+    each validated and in the newest shape, for reading only: where all are of the newest version, one
+    pass of msgspec's C code decodes and checks the whole array into :func:`decode_record`'s views.
+    Otherwise each item is judged by :func:`load_record`; RecordError names the item and the bad field."""
+    types = _fast_types(SCHEMA_VERSION)
+    if types is not None:
+        import msgspec
+
+        try:
+            return msgspec.json.decode(data, type=list[types])  # type: ignore[no-any-return,valid-type]
+        except msgspec.DecodeError:
+            pass  # an older version, a bad record or not JSON: judged one by one below
+    try:
+        items = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"records must be a JSON array: {exc}") from None
+    if not isinstance(items, list):
+        raise RecordError(f"records must be a JSON array, got {type(items).__name__}")
+    records = []
+    for i, item in enumerate(items):
+        try:
+            records.append(load_record(item))
+        except RecordError as exc:
+            raise RecordError(f"item {i}: {exc}") from None
+    return records
+
+
 # -- the fast check: the schema compiled to msgspec types ------------------------------------------
 # Records are read by the hundred thousand (a model card over a large sweep), and jsonschema (or even
 # fastjsonschema's generated code) spends far longer checking a record than reading it. So each version's

@@ -43,7 +43,7 @@ class CarbonBudgetOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         task_ids = self.task_ids if self.task_ids is not None else [t for t in self.dag.task_ids if t != self.task_id]
-        records = pull_records(ti, task_ids, [ti.run_id])
+        records = pull_records(context, task_ids, [ti.run_id])
         result = run_budget(records, self.co2_budget_g, self.energy_budget_kwh)
         if result["exceeded"]:
             from airflow.sdk.exceptions import AirflowFailException

@@ -1,30 +1,35 @@
 """Airflow layer: ``PublishModelCardOperator``: a DAG run's records -> the model card's ``co2_eq_emissions``.
 
-It pulls the records of the run from XCom (every tracked task by default, every mapped instance, every
-try; optionally earlier runs too), validates them, computes the Hub's five fields, and publishes them
-to a Hub model repo or a local model folder (the card's other content kept byte for byte). Its return
-value (XCom) is the metadata, the totals and a per-task breakdown. The Hub token comes from an Airflow
+It reads the records of the run from XCom (every tracked task by default, every mapped instance, every
+try; optionally earlier runs too) one task instance at a time, in constant memory, validates them,
+computes the Hub's five fields, and publishes them to a Hub model repo or a local model folder (the
+card's other content kept byte for byte). Its return value (XCom) is the metadata, the totals and the
+breakdown of the first :data:`BREAKDOWN_ROWS` tries. The Hub token comes from an Airflow
 Connection (:class:`~airflow_carbon.hooks.huggingface.HuggingFaceHook`: password) or HF_TOKEN, and never
 reaches logs, XCom or rendered fields.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import heapq
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
+from airflow_carbon.card.publish import Exports
 from airflow_carbon.core.aggregate import Aggregate, breakdown
-from airflow_carbon.core.export import records_csv
-from airflow_carbon.core.record import Record
+from airflow_carbon.core.export import ExportFiles
+from airflow_carbon.core.record import Record, sort_key
 from airflow_carbon.hooks.huggingface import HuggingFaceHook
-from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, XCOM_KEY, pull_records
+from airflow_carbon.xcom import MODEL_CARD_XCOM_KEY, XCOM_KEY, iter_records
 
 ON_EXISTING = ("fail", "replace", "add")
 IF_NO_RECORDS = ("fail", "skip")
+BREAKDOWN_ROWS = 1000
+"""Tries the return value's breakdown lists (the first in task order); ``breakdown_omitted`` counts the rest."""
 
 class PublishModelCardOperator(BaseOperator):
     """Publish the ``co2_eq_emissions`` of this DAG run's tracked tasks to a model card.
@@ -87,47 +92,59 @@ class PublishModelCardOperator(BaseOperator):
             return self.task_ids
         return [t for t in self.dag.task_ids if t != self.task_id]
 
-    def collect(self, context: Any) -> list[Record]:
-        """Every record of the run (and of ``include_run_ids``), validated."""
+    def records(self, context: Any) -> Iterator[Record]:
+        """Every record of the run (and of ``include_run_ids``), validated, one task instance's at a time."""
         earlier = self.include_run_ids
         if isinstance(earlier, str):
             earlier = earlier.replace(",", " ").split()
-        ti = context["ti"]
-        return pull_records(ti, self._task_ids(), [ti.run_id, *[r for r in earlier if r != ti.run_id]])
+        run_id = context["ti"].run_id
+        return iter_records(context, self._task_ids(), [run_id, *[r for r in earlier if r != run_id]])
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        records = self.collect(context)
-        if not records:
-            message = (
-                f"no airflow-carbon records in XCom key {XCOM_KEY!r} of tasks {', '.join(self._task_ids()) or '(none)'} "
-                "of this DAG run: decorate the training tasks with @task.carbon (or use CarbonOperator / tracked())"
-            )
-            if self.if_no_records == "skip":
-                from airflow.sdk.exceptions import AirflowSkipException
+        with tempfile.TemporaryDirectory(prefix="airflow-carbon-export-") as tmp:
+            # One pass over the records, in constant memory: the card's fields and the totals, the first
+            # BREAKDOWN_ROWS tries of the breakdown, and (export_records) the files, written as they come.
+            aggregate = Aggregate()
+            export = ExportFiles(tmp) if self.export_records else None
 
-                raise AirflowSkipException(message)
-            raise ValueError(message)
-        origin = f"DAG {self.dag_id}"
-        aggregate = Aggregate.of(records)  # one pass: the card's fields and the totals
-        ours = co2_eq_emissions(aggregate, self.training_type, origin=origin)
-        make = lambda existing: ours if existing is None else combine(existing, ours, self.on_existing, origin)  # noqa: E731
-        exports = {}
-        if self.export_records:
-            exports = {"emissions.json": (json.dumps(records, indent=1) + "\n").encode(), "emissions.csv": records_csv(records)}
-        if self.local_dir is not None:
-            from airflow_carbon.card.publish import publish_local
+            def counted(records: Iterable[Record]) -> Iterator[Record]:
+                for record in records:
+                    aggregate.add(record)
+                    if export is not None:
+                        export.add(record)
+                    yield record
 
-            published = publish_local(self.local_dir, make, exports)
-        else:
-            from airflow_carbon.card.publish import publish_hub
+            first = heapq.nsmallest(BREAKDOWN_ROWS, counted(self.records(context)), key=sort_key)
+            exports: Exports = export.close() if export is not None else {}  # type: ignore[assignment]
+            if not aggregate.tries:
+                message = (
+                    f"no airflow-carbon records in XCom key {XCOM_KEY!r} of tasks {', '.join(self._task_ids()) or '(none)'} "
+                    "of this DAG run: decorate the training tasks with @task.carbon (or use CarbonOperator / tracked())"
+                )
+                if self.if_no_records == "skip":
+                    from airflow.sdk.exceptions import AirflowSkipException
 
-            endpoint, token = HuggingFaceHook(hf_conn_id=self.hf_conn_id).get_credentials()
-            published = publish_hub(
-                self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
-                create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
-            )
+                    raise AirflowSkipException(message)
+                raise ValueError(message)
+            origin = f"DAG {self.dag_id}"
+            ours = co2_eq_emissions(aggregate, self.training_type, origin=origin)
+            make = lambda existing: ours if existing is None else combine(existing, ours, self.on_existing, origin)  # noqa: E731
+            if self.local_dir is not None:
+                from airflow_carbon.card.publish import publish_local
+
+                published = publish_local(self.local_dir, make, exports)
+            else:
+                from airflow_carbon.card.publish import publish_hub
+
+                endpoint, token = HuggingFaceHook(hf_conn_id=self.hf_conn_id).get_credentials()
+                published = publish_hub(
+                    self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
+                    create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
+                )
         self.log.info(
             "co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions
         )
         context["ti"].xcom_push(key=MODEL_CARD_XCOM_KEY, value=published.to_dict())
-        return {**published.to_dict(), "totals": aggregate.totals(), "breakdown": breakdown(records)}
+        rows = breakdown(first)
+        return {**published.to_dict(), "totals": aggregate.totals(), "breakdown": rows,
+                "breakdown_omitted": aggregate.tries - len(rows)}

@@ -1,6 +1,6 @@
 """Records a test hands to a DAG run (``conf["records"][task_id]``), pushed by a plain task as a tracked task
 would push them: the records XCom (every try, bad ones included: the UI must leave them out) with the summary
-of the valid ones, which the UI sums; with ``conf["xcom_shape"] = "0.3.x"``, as 0.3.x pushed them."""
+of the valid ones, which the UI sums; with ``conf["xcom_shape"]`` "0.3.x" or "0.4.0", as those releases pushed them."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def push_conf_records(ti: Any, dag_run: Any) -> None:
         ti.xcom_push(key=XCOM_KEY, value=records)
         if valid:
             ti.xcom_push(key=SUMMARY_XCOM_KEY, value=task_summary(valid))
+        return
+    if dag_run.conf.get("xcom_shape") == "0.4.0":  # as 0.4.0 pushed them: one value, the records a list in it
+        ti.xcom_push(key=XCOM_KEY, value={"summary": task_summary(valid), "records": records} if valid else records)
         return
     # no valid record, no summary: a value the UI's sums leave out, as they leave out the records of 0.3.x
     ti.xcom_push(key=XCOM_KEY, value=xcom_value(records, task_summary(valid)) if valid else records)
