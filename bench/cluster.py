@@ -24,7 +24,9 @@ import argparse
 import itertools
 import json
 import runpy
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -97,19 +99,42 @@ def _one_run(c: Cluster, dag_id: str, via_ui: bool) -> dict[str, Any]:
     return out
 
 
+def _round_trips(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Per DAG, per message kind: messages per task and median ms a message, from the task processes' files
+    (cluster_bench_dags.py's _time_round_trips); a process is a task of the DAG its messages name."""
+    calls: dict[str, dict[str, list[float]]] = {}
+    tasks: dict[str, int] = {}
+    for path in folder.glob("*.jsonl"):
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        dag_id = next((d for _, d, _ in lines if d), None)
+        if dag_id is None:  # not a task process (a DAG parse)
+            continue
+        tasks[dag_id] = tasks.get(dag_id, 0) + 1
+        for kind, _, seconds in lines:
+            calls.setdefault(dag_id, {}).setdefault(kind, []).append(seconds)
+    return {dag_id: {k: {"per_task": len(v) / tasks[dag_id], "median_ms": 1e3 * statistics.median(v)} for k, v in sorted(kinds.items())}
+            for dag_id, kinds in calls.items()}
+
+
 def run(rounds: int = ROUNDS) -> dict[str, Any]:
     """Start the cluster, run the two DAGs (a warm-up each, then ``rounds`` alternating), stop it."""
     t0 = time.monotonic()
-    with Cluster([DAG_FILE], [PLAIN, CARBON], name="airflow-carbon-bench-cluster") as c:
+    trips = Path(tempfile.mkdtemp(prefix="airflow-carbon-bench-trips-"))
+    with Cluster([DAG_FILE], [PLAIN, CARBON], name="airflow-carbon-bench-cluster",
+                 extra_env={"BENCH_ROUND_TRIPS_DIR": str(trips)}) as c:
         via_ui = c.ui_available()
         for dag_id in (PLAIN, CARBON):  # warm-up: first-run costs (imports in fresh worker children) paid once
             _one_run(c, dag_id, via_ui)
+        for path in trips.glob("*.jsonl"):  # the warm-up's messages are not counted
+            path.unlink()
         runs: dict[str, list[dict[str, Any]]] = {PLAIN: [], CARBON: []}
         for _ in range(rounds):  # alternate, so that drift in the machine's load hits both alike
             for dag_id in (PLAIN, CARBON):
                 runs[dag_id].append(_one_run(c, dag_id, via_ui))
         start_s, concurrency = c.timings["start_s"], c.concurrency
         hostname_method = c.hostname_method
+    round_trips = _round_trips(trips)
+    shutil.rmtree(trips, ignore_errors=True)
     dag_file = runpy.run_path(str(DAG_FILE))  # its N and WORK_S (a DAG file, not a module on sys.path)
     N, WORK_S = dag_file["N"], dag_file["WORK_S"]
 
@@ -134,6 +159,7 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
         "record_written_after_end_s": {"median": statistics.median(written), "min": min(written), "max": max(written)},
         "poll_period_s": statistics.mean(periods) if periods else None,
         "cluster_start_s": start_s, "total_s": time.monotonic() - t0, "hostnames": hostname_method,
+        "round_trips": {"plain": round_trips.get(PLAIN, {}), "carbon": round_trips.get(CARBON, {})},
         "runs": runs,
     }
 
@@ -160,6 +186,20 @@ def table(r: dict[str, Any]) -> str:
         f"| {'record visible to a client':<58} | {1e3 * v['median']:8.0f} | {1e3 * v['min']:8.0f} | {1e3 * v['max']:8.0f} |",
         f"| {'record written (carbon_records XCom timestamp)':<58} | {1e3 * w['median']:8.0f} | {1e3 * w['min']:8.0f} | {1e3 * w['max']:8.0f} |",
     ]
+    trips = r.get("round_trips") or {}
+    if trips.get("plain") or trips.get("carbon"):
+        plain_rt, carbon_rt = trips.get("plain", {}), trips.get("carbon", {})
+        lines += [
+            "",
+            "Round trips per task on the cluster (each message a task process sends its supervisor, which forwards it to the api-server's execution API)",
+            f"| {'message':<24} | {'plain: per task':>15} | {'tracked: per task':>17} | {'plain: median ms':>16} | {'tracked: median ms':>18} |",
+            f"|{'-' * 26}|{'-' * 17}|{'-' * 19}|{'-' * 18}|{'-' * 20}|",
+        ]
+        for kind in sorted(set(plain_rt) | set(carbon_rt)):
+            p_, t_ = plain_rt.get(kind, {}), carbon_rt.get(kind, {})
+            pm = f"{p_['median_ms']:16.1f}" if p_ else f"{'':>16}"
+            tm = f"{t_['median_ms']:18.1f}" if t_ else f"{'':>18}"
+            lines.append(f"| {kind:<24} | {p_.get('per_task', 0):15.1f} | {t_.get('per_task', 0):17.1f} | {pm} | {tm} |")
     return "\n".join(lines)
 
 

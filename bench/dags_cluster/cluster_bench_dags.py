@@ -6,6 +6,8 @@ with the same concurrency: the only difference between the two DAGs is the measu
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import pendulum
@@ -14,6 +16,33 @@ from airflow.sdk import dag, task
 N = 6
 WORK_S = 2.0
 QUEUE = "gpu"
+
+
+def _time_round_trips(folder: str) -> None:
+    """(Bench only: ``BENCH_ROUND_TRIPS_DIR``.) Time every message a task process sends to its supervisor, which
+    forwards it to the execution API: the file folder/<pid>.jsonl gets [kind, dag_id or null, seconds] per message.
+    The task process parses this file before it runs the task, so the patch covers every message the task sends."""
+    from airflow.sdk.execution_time.comms import CommsDecoder
+
+    send = CommsDecoder.send
+    if getattr(send, "bench_timed", False):
+        return
+
+    def timed(self, msg):
+        start = time.perf_counter()
+        try:
+            return send(self, msg)
+        finally:
+            line = json.dumps([type(msg).__name__, getattr(msg, "dag_id", None), time.perf_counter() - start])
+            with open(os.path.join(folder, f"{os.getpid()}.jsonl"), "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    timed.bench_timed = True
+    CommsDecoder.send = timed
+
+
+if os.environ.get("BENCH_ROUND_TRIPS_DIR"):
+    _time_round_trips(os.environ["BENCH_ROUND_TRIPS_DIR"])
 
 
 def _work(i: int) -> int:
