@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -68,6 +69,9 @@ PROBE_WINDOW_S = 1.0
 """Seconds of each CUDA_VISIBLE_DEVICES window."""
 READY_TIMEOUT_S = 150.0
 """Seconds a worker process may take to get ready (import torch, initialise CUDA, warm up)."""
+UPDATES_PROBE_S = 1.5
+"""Seconds of back-to-back reads, during the load, that tell how often each power reading really changes."""
+_TOTAL_POWER_SAMPLES = 0  # nvmlSamplingType_t NVML_TOTAL_POWER_SAMPLES: the driver's own buffer of power samples
 _G_PER_KWH = 100.0  # the windows' grid intensity: irrelevant here, given so that no location is looked up
 _SMI_QUERY = ["--query-gpu=index,power.draw", "--format=csv,noheader,nounits"]
 _WORKER_CODE = "from airflow_carbon.gpu_check import _worker; _worker()"
@@ -152,11 +156,69 @@ def _instant_field_mw(pynvml: Any, handle: Any) -> float | None:
     except AttributeError:  # a pynvml without nvmlDeviceGetFieldValues
         return None
     v = values[0]
-    if v.nvmlReturn != 0:
-        return None
+    return None if v.nvmlReturn != 0 else _field_number(v)
+
+
+def _field_number(v: Any) -> float | None:
+    """The number an ``nvmlFieldValue_t`` holds, read as its ``valueType`` says; None for a type we do not know."""
     kinds = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
     name = kinds.get(int(v.valueType))
     return None if name is None else float(getattr(v.value, name))
+
+
+def _changes(reads: list[tuple[float, Any]]) -> dict[str, Any]:
+    """How often a reading changed among back-to-back ``reads`` ((monotonic s, value)): the intervals (s) between
+    the reads where it took a new value, as median and 10th/90th percentiles."""
+    times = [t for (_, before), (t, v) in itertools.pairwise(reads) if v != before]
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    out: dict[str, Any] = {"reads": len(reads), "changes": len(times)}
+    if len(gaps) >= 3:
+        out.update(median_update_s=_r(gaps[len(gaps) // 2], 4), p10_update_s=_r(gaps[len(gaps) // 10], 4),
+                   p90_update_s=_r(gaps[(9 * len(gaps)) // 10], 4))
+    return out
+
+
+def _sensor_updates(pynvml: Any, gpu: _Gpu, seconds: float) -> dict[str, Any]:
+    """How often the GPU's power readings change, from back-to-back reads for ``seconds`` (under load they change
+    at every sensor update): ``nvmlDeviceGetPowerUsage``, the instant field and whether the field's own timestamp
+    marks the sensor's update (it changes only with the value) or the query (it changes at every read), and what
+    the driver's own buffer of power samples (``nvmlDeviceGetSamples``, NVML_TOTAL_POWER_SAMPLES) holds. The meter's
+    rate bound (``meter_power_period_s``) and any sampling estimator are to be checked against these."""
+    h = gpu.handle
+    field = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", 186)
+    power: list[tuple[float, Any]] = []
+    instant: list[tuple[float, Any]] = []
+    stamps: list[tuple[float, Any]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.monotonic()
+        with contextlib.suppress(pynvml.NVMLError):
+            power.append((t, pynvml.nvmlDeviceGetPowerUsage(h)))
+        if gpu.instant:
+            with contextlib.suppress(pynvml.NVMLError):
+                v = pynvml.nvmlDeviceGetFieldValues(h, [field])[0]
+                if v.nvmlReturn == 0:
+                    instant.append((t, _field_number(v)))
+                    stamps.append((t, v.timestamp))
+        time.sleep(0.0005)
+    out: dict[str, Any] = {"seconds": seconds, "power_usage": _changes(power)}
+    if gpu.instant:
+        out["instant_field"] = _changes(instant)
+        stamp_changes = _changes(stamps)["changes"]
+        value_changes = out["instant_field"]["changes"]
+        out["instant_field"]["timestamp"] = (
+            "marks the query" if stamp_changes >= 0.9 * max(len(stamps) - 1, 1) else
+            "marks the sensor's update" if stamp_changes <= 1.5 * max(value_changes, 1) else "unclear")
+    try:
+        _, samples = pynvml.nvmlDeviceGetSamples(h, _TOTAL_POWER_SAMPLES, 0)
+        stamps_us = sorted(int(x.timeStamp) for x in samples)
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps_us))
+        out["driver_samples"] = {"supported": True, "count": len(samples),
+                                 "span_s": _r((stamps_us[-1] - stamps_us[0]) / 1e6, 4) if stamps_us else None,
+                                 "median_interval_s": _r(gaps[len(gaps) // 2] / 1e6, 4) if gaps else None}
+    except (pynvml.NVMLError, AttributeError) as exc:
+        out["driver_samples"] = {"supported": False, "error": str(exc)}
+    return out
 
 
 class _Gpu:
@@ -530,6 +592,7 @@ class _Check:
         self.torch_info: dict[str, Any] | None = None
         self.torch_figures: dict[str, Any] | None = None  # what the torch load did (matmuls, TFLOP/s)
         self.interval_s = SAMPLE_INTERVAL_S
+        self.updates: dict[str, Any] | None = None  # how often the target GPU's power readings change (_sensor_updates)
 
     # findings
     def ok(self, text: str) -> None:
@@ -635,6 +698,7 @@ class _Check:
                 "median_call_s": _r(sorted(smi.call_s)[len(smi.call_s) // 2] if smi.call_s else None),
             },
             "observer_errors": observer.errors,
+            "sensor_updates": self.updates,
             "phases": [self.phase(observer, smi if polled else None, name, a, b) for name, a, b, polled in phases],
             "energy_meter": self.meter_vs_counter(observer, record, m0, m1),
         }
@@ -653,6 +717,8 @@ class _Check:
                 smi.start()
             try:
                 worker.go(s)
+                time.sleep(min(2.0, s / 4))  # into the load, then read the sensors back to back
+                self.updates = _sensor_updates(self.pynvml, target, min(UPDATES_PROBE_S, s / 4))
                 done = worker.message(s + 60)
                 self.torch_figures = done["load"]
                 phases.append(("torch matmul", done["t_open"], done["t_close"], smi is not None))
@@ -662,7 +728,9 @@ class _Check:
                 worker.close()
             return f"torch matmul on cuda:0 (GPU {target.index}, {target.name}) for {s:g} s"
         a = time.monotonic()
-        time.sleep(s)
+        if self.gpus:  # idle: a reading may not change at all (said so in the probe's counts)
+            self.updates = _sensor_updates(self.pynvml, self.target or self.gpus[0], min(UPDATES_PROBE_S, s / 4))
+        time.sleep(max(0.0, s - (time.monotonic() - a)))
         phases.append(("idle", a, time.monotonic(), False))
         if smi:
             smi.start()

@@ -211,3 +211,18 @@ def test_the_seconds_are_bounded_so_that_the_check_stays_under_5_minutes():
     proc = subprocess.run([sys.executable, "-m", "airflow_carbon", "gpu-check", "--seconds", "600"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "out of range: 1 to 60 s" in proc.stderr
+
+
+def test_the_report_says_how_often_each_power_reading_changes(tmp_path, fake_gpu):
+    """Back-to-back reads during the load tell a sensor's update period (what the meter's rate bound assumes) and
+    what NVML's timestamps mark: on the simulated GPU, a 20 ms sensor whose field timestamp is the query's, and no
+    driver sample buffer."""
+    gpu = fake_gpu("count=1; power=square:100:400:0.03; power_period_s=0.02")  # a 20 ms average changes at every update
+    report, proc, _ = _gpu_check(gpu, tmp_path, seconds=4)
+    updates = report["load"]["sensor_updates"]
+    assert updates is not None, proc.stdout + proc.stderr
+    field, usage = updates["instant_field"], updates["power_usage"]
+    assert field["reads"] > 200 and field["changes"] > 20
+    assert 0.015 <= field["median_update_s"] <= 0.03 and 0.015 <= usage["median_update_s"] <= 0.03
+    assert field["timestamp"] == "marks the query"
+    assert updates["driver_samples"]["supported"] is False and updates["driver_samples"]["error"]
