@@ -20,7 +20,8 @@ this script's parent process, so the measuring process holds only what it stream
   and imports included), ``peak_rss_growth_mb`` its peak RSS less the same command's on a one-record file.
 
 10,000, 50,000 and 100,000 records with 8 GPUs each and with 1 GPU each (publisher: our code), 100,000 x 8 GPUs
-through the CLI, and 10,000 and 100,000 x 8 GPUs through the operator; each in a fresh process.
+through the CLI, and 10,000 and 100,000 x 8 GPUs through the operator (and 10,000 with the values as 0.4.0 pushed
+them, the records as a list of objects: what travelling as text saves); each in a fresh process.
 """
 
 from __future__ import annotations
@@ -163,10 +164,11 @@ def _airflow_env(home: str, instances: int) -> dict:
             "BENCH_SWEEP_INSTANCES": str(instances), "BENCH_CARD_DIR": os.path.join(home, "card")}
 
 
-def seed_operator_run(n: int) -> None:
+def seed_operator_run(n: int, shape: str = "0.5.0") -> None:
     """(In the child process of :func:`measure_operator`, with its Airflow environment.) One DAG run of
     card_bench_sweep made by Airflow's ``create_dagrun`` (which expands the mapped task), its mapped instances
-    marked successful, each with the XCom a tracked task pushes: ``n`` records in all, 1-3 tries each."""
+    marked successful, each with the XCom a tracked task pushes: ``n`` records in all, 1-3 tries each. ``shape``
+    "0.4.0": the value 0.4.0 pushed instead (the records as a list of objects, not as JSON text)."""
     from datetime import datetime, timezone
 
     from airflow.models.serialized_dag import SerializedDagModel
@@ -190,7 +192,8 @@ def seed_operator_run(n: int) -> None:
                                 state=DagRunState.RUNNING, session=session)
         session.flush()
         session.execute(update(TaskInstance).where(TaskInstance.task_id == "train").values(state=TaskInstanceState.SUCCESS))
-        rows = [{"key": XCOM_KEY, "value": xcom_value(records, summary), "dag_run_id": run.id, "task_id": "train",
+        value = xcom_value if shape == "0.5.0" else lambda records, summary: {"summary": summary, "records": records}
+        rows = [{"key": XCOM_KEY, "value": value(records, summary), "dag_run_id": run.id, "task_id": "train",
                  "map_index": map_index, "dag_id": "card_bench_sweep", "run_id": run.run_id, "timestamp": when}
                 for map_index, records in instance_records(base, n, "card_bench_sweep")]
         for i in range(0, len(rows), 2000):
@@ -255,8 +258,9 @@ def run_operator(n: int) -> dict:
     return spent
 
 
-def measure_operator(n: int, gpus: int = 8) -> dict:
-    """The real PublishModelCardOperator over a run of ``n`` seeded 8-GPU records (a fresh Airflow home)."""
+def measure_operator(n: int, gpus: int = 8, shape: str = "0.5.0") -> dict:
+    """The real PublishModelCardOperator over a run of ``n`` seeded 8-GPU records (a fresh Airflow home), the XCom
+    values in ``shape`` (see :func:`seed_operator_run`)."""
     home = tempfile.mkdtemp(prefix="carbon-card-bench-")
     try:
         instances = sum(1 for _ in task_instances(n))
@@ -264,10 +268,11 @@ def measure_operator(n: int, gpus: int = 8) -> dict:
         airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
         for args in (["db", "migrate"], ["dags", "reserialize"]):
             subprocess.run([airflow, *args], env=env, check=True, capture_output=True)
-        subprocess.run([sys.executable, __file__, "--seed-operator", str(n)], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, __file__, "--seed-operator", str(n), shape], env=env, check=True, capture_output=True)
         out = subprocess.run([sys.executable, __file__, "--run-operator", str(n)], env=env, check=True, capture_output=True, text=True)
         spent = json.loads(out.stdout.strip().splitlines()[-1])
-        return {"path": "PublishModelCardOperator", "records": n, "gpus_per_record": gpus, "task_instances": instances,
+        path = "PublishModelCardOperator" + ("" if shape == "0.5.0" else f" ({shape} values)")
+        return {"path": path, "records": n, "xcom_shape": shape, "gpus_per_record": gpus, "task_instances": instances,
                 "seconds": spent["execute_s"], "xcom_s": spent["xcom_s"], "xcom_pages": spent["pages"],
                 "peak_rss_growth_mb": spent["peak_rss_growth_mb"], "page_ms_median": 1e3 * statistics.median(spent["page_s"]),
                 "page_ms_max": 1e3 * max(spent["page_s"])}
@@ -297,6 +302,7 @@ def main() -> None:
                              "peak_rss_growth_mb": peak_mb - baseline_mb, "peak_rss_mb": peak_mb,
                              "file_mb": os.path.getsize(big) / 1e6})
                 os.remove(big)
+    rows.append(measure_operator(OPERATOR_SIZES[0], shape="0.4.0"))  # before: the records as objects
     for n in OPERATOR_SIZES:
         rows.append(measure_operator(n))
     print(json.dumps(rows))
@@ -305,8 +311,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--publisher":
         print(json.dumps(measure_publisher(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
-    elif len(sys.argv) == 3 and sys.argv[1] == "--seed-operator":
-        seed_operator_run(int(sys.argv[2]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--seed-operator":
+        seed_operator_run(int(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "--run-operator":
         result = run_operator(int(sys.argv[2]))
         print(json.dumps(result))

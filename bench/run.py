@@ -335,14 +335,14 @@ def main(only: str | None = None) -> None:
           "publisher: our code = decoding each XCom value, checking and adding its records (XCom rows read from "
           "SQLite, not counted); PublishModelCardOperator = the real operator's execute() under `airflow tasks test` "
           "(a seeded run, Airflow's in-process execution API on SQLite), of which Airflow = its XCom reads")
-    print(f"| {'path':<24} | {'records':>8} | {'GPUs/record':>11} | {'seconds':>8} | {'of which decode':>15} | "
+    print(f"| {'path':<40} | {'records':>8} | {'GPUs/record':>11} | {'seconds':>8} | {'of which decode':>15} | "
           f"{'of which Airflow':>16} | {'peak RSS growth (MB)':>20} | {'goal':>8} |")
-    print(f"|{'-'*26}|{'-'*10}|{'-'*13}|{'-'*10}|{'-'*17}|{'-'*18}|{'-'*22}|{'-'*10}|")
+    print(f"|{'-'*42}|{'-'*10}|{'-'*13}|{'-'*10}|{'-'*17}|{'-'*18}|{'-'*22}|{'-'*10}|")
     for row in results["aggregation"]:
-        goal = "<= 2 s" if row["records"] == 100_000 and row["gpus_per_record"] == 8 else ""
+        goal = "<= 2 s" if row["records"] == 100_000 and row["gpus_per_record"] == 8 and "(" not in row["path"] else ""
         decode = f"{row['decode_s']:15.2f}" if row.get("decode_s") is not None else f"{'':>15}"
         xcom = f"{row['xcom_s']:16.2f}" if row.get("xcom_s") is not None else f"{'':>16}"
-        print(f"| {row.get('path', ''):<24} | {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {decode} | "
+        print(f"| {row.get('path', ''):<40} | {row['records']:>8} | {row['gpus_per_record']:>11} | {row['seconds']:8.2f} | {decode} | "
               f"{xcom} | {row['peak_rss_growth_mb']:20.1f} | {goal:>8} |")
     u = results["ui"]
     print(f"\nUI with a year of history: {u['runs']} DAG runs x 10 tracked tasks ({u['task_instances']} task instances, "
