@@ -61,19 +61,6 @@ def records_in(value: Any) -> Any:
     return value
 
 
-def _all_valid(value: Any) -> list[Record] | None:
-    """The records of a 0.5.0 value decoded and checked in one pass, where every one is valid and has a task
-    identity; None otherwise (another shape, or something to judge item by item, which names each bad one)."""
-    text = value.get(RECORDS_TEXT) if isinstance(value, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        records = decode_records(text)
-    except RecordError:
-        return None
-    return records if all("task" in r for r in records) else None
-
-
 def summary_in(key: str, value: Any) -> dict[str, Any] | None:
     """The task instance's summary an XCom holds: the ``summary`` of a :data:`XCOM_KEY` value (0.4.0), or a
     0.3.x :data:`SUMMARY_XCOM_KEY` value; None for anything else (0.3.x's records list, a forged value)."""
@@ -129,8 +116,12 @@ def checked_records(value: Any) -> list[Record]:
     records = _all_valid(value)
     if records is not None:
         return records
+    items = records_in(value)
+    if isinstance(value, dict) and isinstance(value.get(RECORDS_TEXT), str) and not isinstance(items, list):
+        raise RecordError(f"an XCom {XCOM_KEY!r} value's {RECORDS_TEXT} is not the JSON text of a list of records "
+                          f"(it starts {value[RECORDS_TEXT][:40]!r})")
     checked: list[Record] = []
-    for record in records_in(value) or []:
+    for record in items or []:
         try:
             loaded = upgrade(validate_record(record))
         except RecordError as exc:
@@ -143,6 +134,19 @@ def checked_records(value: Any) -> list[Record]:
             raise RecordError("a record has no task identity: it was not pushed by an airflow-carbon tracked task")
         checked.append(loaded)
     return checked
+
+
+def _all_valid(value: Any) -> list[Record] | None:
+    """The records of a 0.5.0 value decoded and checked in one pass, where every one is valid and has a task
+    identity; None otherwise (another shape, or something to judge item by item, which names each bad one)."""
+    text = value.get(RECORDS_TEXT) if isinstance(value, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        records = decode_records(text)
+    except RecordError:
+        return None
+    return records if all("task" in r for r in records) else None
 
 
 def latest_run_id(dag_id: str, session: Any) -> str | None:

@@ -107,6 +107,49 @@ def test_streamed_records_give_the_same_card_and_totals_as_the_reference(records
     assert ModelCard.load(tmp_path / "README.md").data.to_dict()["co2_eq_emissions"] == expected["co2"]
 
 
+def _values(records: list, shape: str) -> list:
+    """The records as tracked task instances pushed them under carbon_records, one value per task instance."""
+    from airflow_carbon.core.aggregate import task_summary
+    from airflow_carbon.xcom import xcom_value
+
+    instances: dict = {}
+    for r in records:
+        instances.setdefault((r["task"]["task_id"], r["task"]["map_index"]), []).append(r)
+    if shape == "0.5.0":
+        return [xcom_value(tries, task_summary(tries)) for tries in instances.values()]
+    if shape == "0.4.0":
+        return [{"summary": task_summary(tries), "records": tries} for tries in instances.values()]
+    return list(instances.values())  # 0.3.x: the list alone
+
+
+@pytest.mark.parametrize("shape", ["0.5.0", "0.4.0", "0.3.x"])
+def test_the_xcom_values_of_every_release_give_the_same_card(records, shape):
+    """What the publisher reads from each task instance's XCom value: 0.5.0's JSON text (decoded into read-only
+    views in one pass), 0.4.0's and 0.3.x's lists (dicts): the same card and totals as the reference."""
+    from airflow_carbon.xcom import checked_records, records_in
+
+    expected = _reference(records)
+    values = _values(records, shape)
+    aggregate = Aggregate.of(r for value in values for r in checked_records(value))
+    assert co2_eq_emissions(aggregate, "fine-tuning", origin="DAG sweep") == expected["co2"]
+    assert aggregate.totals() == expected["totals"]
+    assert [r for value in values for r in records_in(value)] == records  # the plain dicts, as pushed
+
+
+def test_a_hand_edited_record_in_an_xcom_value_is_named_by_task_try_and_field(records):
+    from airflow_carbon.xcom import RECORDS_TEXT, checked_records
+
+    value = _values(records, "0.5.0")[2]
+    edited = json.loads(value[RECORDS_TEXT])
+    edited[1]["gpus"][2]["energy_j"] = -5
+    task = edited[1]["task"]
+    with pytest.raises(RecordError, match=rf"task '{task['task_id']}' \(map index {task['map_index']}, try 2, run 'r'\): "
+                                          r"invalid record field gpus\[2\]\.energy_j: -5 is less than the minimum of 0"):
+        checked_records({**value, RECORDS_TEXT: json.dumps(edited)})
+    with pytest.raises(RecordError, match="records_json is not the JSON text of a list of records"):
+        checked_records({**value, RECORDS_TEXT: value[RECORDS_TEXT][:-10]})  # cut short: not JSON
+
+
 def test_a_hand_edited_line_is_named_by_file_line_and_field(records, tmp_path):
     bad = copy.deepcopy(records[3])
     bad["gpus"][2]["energy_j"] = -5
