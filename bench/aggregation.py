@@ -211,17 +211,14 @@ def run_operator(n: int) -> dict:
 
     from airflow_carbon.operators.model_card import PublishModelCardOperator
 
-    spent = {"xcom_s": 0.0, "pages": 0}
+    spent: dict = {"xcom_s": 0.0, "pages": 0, "page_s": []}
     read_page = LazyXComSequence.__getitem__
 
     def timed_page(self, key):
         t = time.perf_counter()
-        try:
-            return read_page(self, key)
-        finally:
-            spent["xcom_s"] += time.perf_counter() - t
-            spent["pages"] += 1
-            spent.setdefault("page_s", []).append(time.perf_counter() - t)
+        page = read_page(self, key)
+        spent["page_s"].append(time.perf_counter() - t)
+        return page
 
     LazyXComSequence.__getitem__ = timed_page
     execute = PublishModelCardOperator.execute
@@ -255,6 +252,7 @@ def run_operator(n: int) -> dict:
     with contextlib.suppress(SystemExit):
         airflow_main()
     assert spent.get("tries") == n, spent
+    spent["xcom_s"], spent["pages"] = sum(spent["page_s"]), len(spent["page_s"])
     return spent
 
 
