@@ -79,9 +79,11 @@ class ExportFiles:
         self._count += 1
 
     def close(self) -> dict[str, Path]:
-        self._json.write("[]\n" if self._count == 0 else "\n]\n")
-        self._json.close()
-        self._csv_file.close()
+        """End the files (a second call does nothing) and return file name -> path."""
+        if not self._json.closed:
+            self._json.write("[]\n" if self._count == 0 else "\n]\n")
+            self._json.close()
+            self._csv_file.close()
         return dict(self.paths)
 
 

@@ -114,8 +114,10 @@ class PublishModelCardOperator(BaseOperator):
                         export.add(record)
                     yield record
 
-            first = heapq.nsmallest(BREAKDOWN_ROWS, counted(self.records(context)), key=sort_key)
-            exports: Exports = export.close() if export is not None else {}  # type: ignore[assignment]
+            try:
+                first = heapq.nsmallest(BREAKDOWN_ROWS, counted(self.records(context)), key=sort_key)
+            finally:
+                exports: Exports = export.close() if export is not None else {}  # type: ignore[assignment]
             if not aggregate.tries:
                 message = (
                     f"no airflow-carbon records in XCom key {XCOM_KEY!r} of tasks {', '.join(self._task_ids()) or '(none)'} "
