@@ -71,7 +71,6 @@ READY_TIMEOUT_S = 150.0
 """Seconds a worker process may take to get ready (import torch, initialise CUDA, warm up)."""
 UPDATES_PROBE_S = 1.5
 """Seconds of back-to-back reads, during the load, that tell how often each power reading really changes."""
-_TOTAL_POWER_SAMPLES = 0  # nvmlSamplingType_t NVML_TOTAL_POWER_SAMPLES: the driver's own buffer of power samples
 _G_PER_KWH = 100.0  # the windows' grid intensity: irrelevant here, given so that no location is looked up
 _SMI_QUERY = ["--query-gpu=index,power.draw", "--format=csv,noheader,nounits"]
 _WORKER_CODE = "from airflow_carbon.gpu_check import _worker; _worker()"
@@ -155,15 +154,7 @@ def _instant_field_mw(pynvml: Any, handle: Any) -> float | None:
         raise
     except AttributeError:  # a pynvml without nvmlDeviceGetFieldValues
         return None
-    v = values[0]
-    return None if v.nvmlReturn != 0 else _field_number(v)
-
-
-def _field_number(v: Any) -> float | None:
-    """The number an ``nvmlFieldValue_t`` holds, read as its ``valueType`` says; None for a type we do not know."""
-    kinds = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
-    name = kinds.get(int(v.valueType))
-    return None if name is None else float(getattr(v.value, name))
+    return nvml.field_value(values[0])
 
 
 def _changes(reads: list[tuple[float, Any]]) -> dict[str, Any]:
@@ -198,7 +189,7 @@ def _sensor_updates(pynvml: Any, gpu: _Gpu, seconds: float) -> dict[str, Any]:
             with contextlib.suppress(pynvml.NVMLError):
                 v = pynvml.nvmlDeviceGetFieldValues(h, [field])[0]
                 if v.nvmlReturn == 0:
-                    instant.append((t, _field_number(v)))
+                    instant.append((t, nvml.field_value(v)))
                     stamps.append((t, v.timestamp))
         time.sleep(0.0005)
     out: dict[str, Any] = {"seconds": seconds, "power_usage": _changes(power)}
@@ -210,7 +201,7 @@ def _sensor_updates(pynvml: Any, gpu: _Gpu, seconds: float) -> dict[str, Any]:
             "marks the query" if stamp_changes >= 0.9 * max(len(stamps) - 1, 1) else
             "marks the sensor's update" if stamp_changes <= 1.5 * max(value_changes, 1) else "unclear")
     try:
-        _, samples = pynvml.nvmlDeviceGetSamples(h, _TOTAL_POWER_SAMPLES, 0)
+        _, samples = pynvml.nvmlDeviceGetSamples(h, getattr(pynvml, "NVML_TOTAL_POWER_SAMPLES", 0), 0)
         stamps_us = sorted(int(x.timeStamp) for x in samples)
         gaps = sorted(b - a for a, b in itertools.pairwise(stamps_us))
         out["driver_samples"] = {"supported": True, "count": len(samples),

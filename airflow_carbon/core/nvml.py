@@ -256,6 +256,15 @@ _C_LOOKUP = "_nvmlGetFunctionPointer"
 _VALUE_ATTRS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")  # by nvmlValueType_t
 
 
+def field_value(field: Any) -> float | None:
+    """The number an ``nvmlFieldValue_t`` holds, read as its ``valueType`` says; None where NVML returned an
+    error for the field or gave a type this module does not know."""
+    kind = int(field.valueType)
+    if field.nvmlReturn != 0 or kind >= len(_VALUE_ATTRS):
+        return None
+    return float(getattr(field.value, _VALUE_ATTRS[kind]))
+
+
 class PowerSensor:
     """One GPU's power reading (mW), with its ctypes buffers allocated once: a read calls NVML's C function
     with them directly and allocates nothing but the int it returns (pynvml builds them at every call).
@@ -295,10 +304,9 @@ class PowerSensor:
             values = pynvml.nvmlDeviceGetFieldValues(self._handle, [FI_DEV_POWER_INSTANT])
         except (AttributeError, pynvml.NVMLError):  # an old pynvml or driver, a MIG handle, a lost GPU
             return False
-        kind = int(values[0].valueType)
-        if values[0].nvmlReturn != 0 or kind >= len(_VALUE_ATTRS):
+        if field_value(values[0]) is None:
             return False
-        self._value_attr = _VALUE_ATTRS[kind]
+        self._value_attr = _VALUE_ATTRS[int(values[0].valueType)]
         if get_pointer is not None:
             try:
                 self._fn = get_pointer("nvmlDeviceGetFieldValues")
