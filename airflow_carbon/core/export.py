@@ -74,8 +74,7 @@ class ExportFiles:
         """Write one record (a dict, or :func:`~airflow_carbon.core.record.decode_record`'s view)."""
         plain = record.to_dict() if hasattr(record, "to_dict") else record
         self._json.write(("[\n" if self._count == 0 else ",\n") + json.dumps(plain, indent=1))
-        row = codecarbon_row(plain)
-        self._csv.writerow(["" if row[c] is None else row[c] for c in CODECARBON_COLUMNS])
+        self._csv.writerow(_csv_cells(codecarbon_row(plain)))
         self._count += 1
 
     def close(self) -> dict[str, Path]:
@@ -93,8 +92,13 @@ def records_csv(records: Iterable[Record]) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CODECARBON_COLUMNS)
     for row in codecarbon_rows(records):
-        writer.writerow(["" if row[c] is None else row[c] for c in CODECARBON_COLUMNS])
+        writer.writerow(_csv_cells(row))
     return out.getvalue().encode("utf-8")
+
+
+def _csv_cells(row: Row) -> list[Any]:
+    """A row's cells in CodeCarbon's column order, an empty cell for None."""
+    return ["" if row[c] is None else row[c] for c in CODECARBON_COLUMNS]
 
 
 def codecarbon_rows(records: Iterable[Record]) -> list[Row]:
