@@ -84,8 +84,6 @@ class TaskTracker:
         only where the try needs them before its work (a budget counts them), else when it checkpoints or ends.
         Never raises."""
         try:
-            if self.settings.co2_budget_g is not None or self.settings.energy_budget_kwh is not None:
-                self.earlier_records()
             checkpoint = self._checkpoint if self.store is not None else None
             self.guard = self._budget_guard()
             self.meter = self.settings.meter(on_checkpoint=checkpoint, on_progress=self.guard, live=self.live)
@@ -166,8 +164,9 @@ class TaskTracker:
         s = self.settings
         if s.co2_budget_g is None and s.energy_budget_kwh is None:
             return None
-        spent_g = sum(r.get("emissions_g") or 0.0 for r in self.earlier_records())
-        spent_kwh = sum(r.get("energy_kwh") or 0.0 for r in self.earlier_records())
+        earlier = self.earlier_records()  # a budget counts the earlier tries: read before the work
+        spent_g = sum(r.get("emissions_g") or 0.0 for r in earlier)
+        spent_kwh = sum(r.get("energy_kwh") or 0.0 for r in earlier)
         return BudgetGuard(Budget(s.co2_budget_g, s.energy_budget_kwh, s.on_budget_exceeded, spent_g, spent_kwh, s.budget_grace_s))
 
     def _disarm(self) -> None:
