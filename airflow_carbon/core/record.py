@@ -335,15 +335,8 @@ def decode_record(data: str | bytes) -> Record:
     view (a msgspec Struct), decoded and checked in one pass without building dicts; it reads like the dict
     (``r["gpus"][0]["uuid"]``, ``r.get("status")``, ``"shift" in r``) for every field the schema names.
     Any other record comes as :func:`load_record`'s dict. RecordError names the bad field, as load_record does."""
-    types = _fast_types(SCHEMA_VERSION)
-    if types is not None:
-        import msgspec
-
-        try:
-            return msgspec.json.decode(data, type=types)  # type: ignore[no-any-return]
-        except msgspec.DecodeError:
-            pass  # an older version, a bad record or not JSON: load_record judges it and names the field
-    return load_record(data)
+    record = _fast_decode(data, many=False)
+    return record if record is not None else load_record(data)  # load_record judges it and names the field
 
 
 def decode_records(data: str | bytes) -> list[Record]:
@@ -351,15 +344,10 @@ def decode_records(data: str | bytes) -> list[Record]:
     each validated and in the newest shape, for reading only: where all are of the newest version, one
     pass of msgspec's C code decodes and checks the whole array into :func:`decode_record`'s views.
     Otherwise each item is judged by :func:`load_record`; RecordError names the item and the bad field."""
-    types = _fast_types(SCHEMA_VERSION)
-    if types is not None:
-        import msgspec
-
-        try:
-            return msgspec.json.decode(data, type=list[types])  # type: ignore[no-any-return,valid-type]
-        except msgspec.DecodeError:
-            pass  # an older version, a bad record or not JSON: judged one by one below
-    try:
+    records = _fast_decode(data, many=True)
+    if records is not None:
+        return records  # type: ignore[no-any-return]
+    try:  # an older version, a bad record or not JSON: judged one by one
         items = json.loads(data)
     except json.JSONDecodeError as exc:
         raise RecordError(f"records must be a JSON array: {exc}") from None
@@ -372,6 +360,20 @@ def decode_records(data: str | bytes) -> list[Record]:
         except RecordError as exc:
             raise RecordError(f"item {i}: {exc}") from None
     return records
+
+
+def _fast_decode(data: str | bytes, *, many: bool) -> Any:
+    """``data`` (a record, or a JSON array of them: ``many``) decoded and checked in one pass by the newest
+    version's compiled types; None where they are not built or refuse it (the caller then judges it)."""
+    types = _fast_types(SCHEMA_VERSION)
+    if types is None:
+        return None
+    import msgspec
+
+    try:
+        return msgspec.json.decode(data, type=list[types] if many else types)  # type: ignore[valid-type]
+    except msgspec.DecodeError:
+        return None
 
 
 # -- the fast check: the schema compiled to msgspec types ------------------------------------------
