@@ -117,11 +117,13 @@ def checked_records(value: Any) -> list[Record]:
     if records is not None:
         return records
     items = records_in(value)
-    if isinstance(value, dict) and isinstance(value.get(RECORDS_TEXT), str) and not isinstance(items, list):
-        raise RecordError(f"an XCom {XCOM_KEY!r} value's {RECORDS_TEXT} is not the JSON text of a list of records "
-                          f"(it starts {value[RECORDS_TEXT][:40]!r})")
+    if items is None:  # a task instance that pushed nothing
+        return []
+    if not isinstance(items, list):  # any shape: text that is not JSON, a value nobody here pushed
+        what = f"its {RECORDS_TEXT} is not the JSON text" if isinstance(value, dict) and RECORDS_TEXT in value else "it is not"
+        raise RecordError(f"an XCom {XCOM_KEY!r} value: {what} of a list of records (it starts {str(items)[:40]!r})")
     checked: list[Record] = []
-    for record in items or []:
+    for record in items:
         try:
             loaded = upgrade(validate_record(record))
         except RecordError as exc:
