@@ -31,6 +31,8 @@ import warnings
 from pathlib import Path
 
 from carbon_testing import fake_nvml  # the simulated GPU
+from stats import median_interval  # bench/stats.py (this script's folder is on sys.path)
+from stats import verdict as goal_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -268,20 +270,11 @@ def slowdown_worker(config: str, interval_s: float) -> dict:
             ratios[name].append(measured / bare)
     result: dict = {"loop_steps": n, "loop_s": SLOWDOWN_LOOP_S, "blocks": SLOWDOWN_BLOCKS, "idle_interval_s": interval_s}
     for name, block_ratios in ratios.items():
-        low, high = _median_interval(block_ratios)
+        low, high = median_interval(block_ratios)
         result[name] = {"slowdown_pct": 100 * (statistics.median(block_ratios) - 1),
                         "interval_pct": [100 * (low - 1), 100 * (high - 1)],
                         "block_slowdowns_pct": [round(100 * (r - 1), 3) for r in block_ratios]}
     return result
-
-
-def _median_interval(values: list[float], resamples: int = 2000, seed: int = 1) -> tuple[float, float]:
-    """95 % bootstrap interval (percentile) of the median of ``values``."""
-    import random
-
-    rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
 def _child(args: list[str], env: dict) -> dict:
@@ -391,8 +384,7 @@ def print_sampling(results: dict) -> None:
     print(f"| {'load':<30} | " + " | ".join(f"{h:>21}" for h in heads) + f" | {'<= 1 %':>10} |")
     print(f"|{'-'*32}|" + "|".join("-" * 23 for _ in heads) + f"|{'-'*12}|")
     for name, r in results["slowdown"].items():
-        low, high = r["ours"]["interval_pct"]
-        verdict = "met" if high <= 1.0 else "NOT met" if low > 1.0 else "unresolved"
+        verdict = goal_verdict(r["ours"]["interval_pct"], 1.0)
         row = (r["ours"], r["codecarbon"], r["idle_thread"], r["none"])
         print(f"| {name:<30} | " + " | ".join(f"{cells(c):>21}" for c in row) + f" | {verdict:>10} |")
 
