@@ -142,13 +142,8 @@ def _all_valid(value: Any) -> list[Record] | None:
     """The records of a 0.5.0 value decoded and checked in one pass, where every one is valid and has a task
     identity; None otherwise (another shape, or something to judge item by item, which names each bad one)."""
     text = value.get(RECORDS_TEXT) if isinstance(value, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        records = decode_records(text)
-    except RecordError:
-        return None
-    return records if all("task" in r for r in records) else None
+    records = decode_records(text) if isinstance(text, str) else None
+    return records if records is not None and all("task" in r for r in records) else None
 
 
 def latest_run_id(dag_id: str, session: Any) -> str | None:

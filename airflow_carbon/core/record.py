@@ -339,27 +339,12 @@ def decode_record(data: str | bytes) -> Record:
     return record if record is not None else load_record(data)  # load_record judges it and names the field
 
 
-def decode_records(data: str | bytes) -> list[Record]:
-    """A JSON array of records (one task instance's tries, as an XCom value carries them) from its text,
-    each validated and in the newest shape, for reading only: where all are of the newest version, one
-    pass of msgspec's C code decodes and checks the whole array into :func:`decode_record`'s views.
-    Otherwise each item is judged by :func:`load_record`; RecordError names the item and the bad field."""
-    records = _fast_decode(data, many=True)
-    if records is not None:
-        return records  # type: ignore[no-any-return]
-    try:  # an older version, a bad record or not JSON: judged one by one
-        items = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"records must be a JSON array: {exc}") from None
-    if not isinstance(items, list):
-        raise RecordError(f"records must be a JSON array, got {type(items).__name__}")
-    records = []
-    for i, item in enumerate(items):
-        try:
-            records.append(load_record(item))
-        except RecordError as exc:
-            raise RecordError(f"item {i}: {exc}") from None
-    return records
+def decode_records(data: str | bytes) -> list[Record] | None:
+    """A JSON array of records (one task instance's tries, as an XCom value carries them) from its text, for
+    reading only, decoded and checked in one pass of msgspec's C code into :func:`decode_record`'s views, where
+    every one is valid and of the newest version; None otherwise (an older version, a bad record, not JSON, or
+    no msgspec): the caller then judges the items one by one (:func:`load_record`), naming the bad one."""
+    return _fast_decode(data, many=True)  # type: ignore[no-any-return]
 
 
 def _fast_decode(data: str | bytes, *, many: bool) -> Any:
