@@ -84,25 +84,31 @@ def iter_records(context: Any, task_ids: list[str], run_ids: Iterable[str]) -> I
     (RecordError naming the task, map index, try and run). In the task's own run, a mapped task's values
     come :data:`PAGE_SIZE` at a time through the Task SDK's lazy XCom sequence (``XComArg.resolve``), so
     memory stays flat; other tasks' values, and earlier runs', come with ``ti.xcom_pull``."""
+    ti = context["ti"]
+    tasks = ti.task.dag.task_dict
+    paged = [t for t in task_ids if t in tasks and tasks[t].is_mapped]
+    for run_id in run_ids:
+        own = run_id == ti.run_id  # a mapped task's values in the task's own run come a page at a time
+        pulled = [t for t in task_ids if not (own and t in paged)]
+        if own:
+            for task_id in paged:
+                for value in _paged_values(context, tasks[task_id]):
+                    yield from checked_records(value)
+        if pulled:
+            for value in ti.xcom_pull(task_ids=pulled, key=XCOM_KEY, run_id=run_id) or []:
+                yield from checked_records(value)
+
+
+def _paged_values(context: Any, task: Any) -> Iterator[Any]:
+    """A mapped ``task``'s :data:`XCOM_KEY` values in the running task's own run, :data:`PAGE_SIZE` task
+    instances a round trip, through the Task SDK's lazy XCom sequence."""
     from airflow.sdk import XComArg
 
-    ti = context["ti"]
-    for run_id in run_ids:
-        whole = list(task_ids)
-        if run_id == ti.run_id:
-            dag = ti.task.dag
-            mapped = [t for t in task_ids if t in dag.task_dict and dag.task_dict[t].is_mapped]
-            whole = [t for t in task_ids if t not in mapped]
-            for task_id in mapped:
-                sequence = XComArg(dag.task_dict[task_id], key=XCOM_KEY).resolve(context)
-                start = 0
-                while page := sequence[start:start + PAGE_SIZE]:
-                    for value in page:
-                        yield from checked_records(value)
-                    start += PAGE_SIZE
-        if whole:
-            for value in ti.xcom_pull(task_ids=whole, key=XCOM_KEY, run_id=run_id) or []:
-                yield from checked_records(value)
+    sequence = XComArg(task, key=XCOM_KEY).resolve(context)
+    start = 0
+    while page := sequence[start:start + PAGE_SIZE]:
+        yield from page
+        start += PAGE_SIZE
 
 
 def pull_records(context: Any, task_ids: list[str], run_ids: Iterable[str]) -> list[Record]:
