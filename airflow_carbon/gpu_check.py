@@ -145,7 +145,7 @@ def _not_supported(exc: BaseException) -> bool:
 
 def _instant_field_mw(pynvml: Any, handle: Any) -> float | None:
     """The instant power field (mW), or None where NVML does not give it for this GPU. Raises other NVML errors."""
-    field = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", 186)
+    field = nvml.FI_DEV_POWER_INSTANT
     try:
         values = pynvml.nvmlDeviceGetFieldValues(handle, [field])
     except pynvml.NVMLError as exc:
@@ -176,7 +176,7 @@ def _sensor_updates(pynvml: Any, gpu: _Gpu, seconds: float) -> dict[str, Any]:
     the driver's own buffer of power samples (``nvmlDeviceGetSamples``, NVML_TOTAL_POWER_SAMPLES) holds. The meter's
     rate bound (``meter_power_period_s``) and any sampling estimator are to be checked against these."""
     h = gpu.handle
-    field = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", 186)
+    field = nvml.FI_DEV_POWER_INSTANT
     power: list[tuple[float, Any]] = []
     instant: list[tuple[float, Any]] = []
     stamps: list[tuple[float, Any]] = []
