@@ -25,7 +25,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -185,11 +184,11 @@ def _tick_costs(meter_type: type, wakes: int = 100, gap_s: float = 0.02) -> dict
         costs = {"reads_warm": cpu_us(read, 0.0), "reads_after_sleep": cpu_us(read, gap_s)}
     finally:
         meter.stop()
-    idle = _IdleThread(gap_s)
+    idle = _idle_thread(gap_s)
     idle.start()
     time.sleep(wakes * gap_s)
     idle.stop()
-    costs["idle_wake"] = 1e6 * idle.cpu_s / max(idle.wakes, 1)
+    costs["idle_wake"] = 1e6 * idle.cpu_s / max(idle.ticks, 1)
     return costs
 
 
@@ -202,28 +201,12 @@ def _loop(n: int) -> float:
     return time.perf_counter() - t
 
 
-class _IdleThread:
-    """The control of the slowdown: a thread that wakes every ``interval_s`` and does nothing (a meter's thread
-    without its work)."""
+def _idle_thread(interval_s: float):
+    """The control of the slowdown: the meter's own sampling thread (:class:`~airflow_carbon.core.sampler.Sampler`)
+    with nothing to do at each tick, waking every ``interval_s`` (s) on average."""
+    from airflow_carbon.core.sampler import Sampler
 
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-
-    def start(self) -> None:
-        self._stop = threading.Lock()
-        self._stop.acquire()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self.wakes, cpu = 0, time.thread_time()
-        while not self._stop.acquire(timeout=self.interval_s):
-            self.wakes += 1
-        self.cpu_s = time.thread_time() - cpu
-
-    def stop(self) -> None:
-        self._stop.release()
-        self._thread.join()
+    return Sampler(lambda t: False, interval_s, name="bench-idle-thread")
 
 
 def slowdown_worker(config: str, interval_s: float) -> dict:
@@ -247,7 +230,7 @@ def slowdown_worker(config: str, interval_s: float) -> dict:
         n *= 2
     n = int(n * SLOWDOWN_LOOP_S / _loop(n))
     makers = {"ours": lambda: EnergyMeter(location="FR", state_dir=STATE_DIR), "codecarbon": _codecarbon_tracker,
-              "idle_thread": lambda: _IdleThread(interval_s), "none": None}
+              "idle_thread": lambda: _idle_thread(interval_s), "none": None}
     for make in makers.values():  # warm-up: NVML and lazy imports
         if make is not None:
             meter = make()
