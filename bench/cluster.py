@@ -141,8 +141,10 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
     dag_file = runpy.run_path(str(DAG_FILE))  # its N and WORK_S (a DAG file, not a module on sys.path)
     N, WORK_S = dag_file["N"], dag_file["WORK_S"]
 
+    task_s = {dag_id: [s for r in dag_runs for s in r["task_s"]] for dag_id, dag_runs in runs.items()}
+
     def figures(dag_id: str) -> dict[str, float]:
-        tasks = [s for r in runs[dag_id] for s in r["task_s"]]
+        tasks = task_s[dag_id]
         walls = [r["run_wall_s"] for r in runs[dag_id]]
         return {"task_median_s": statistics.median(tasks), "task_mean_s": statistics.mean(tasks), "task_max_s": max(tasks),
                 "run_wall_median_s": statistics.median(walls), "task_runs": len(tasks)}
@@ -156,8 +158,7 @@ def run(rounds: int = ROUNDS) -> dict[str, Any]:
         "plain": plain, "carbon": carbon,
         "task_overhead_ratio": carbon["task_median_s"] / plain["task_median_s"],
         "added_per_task_s": carbon["task_median_s"] - plain["task_median_s"],
-        "added_per_task_interval_s": median_difference_interval(
-            [s for r in runs[PLAIN] for s in r["task_s"]], [s for r in runs[CARBON] for s in r["task_s"]]),
+        "added_per_task_interval_s": median_difference_interval(task_s[PLAIN], task_s[CARBON]),
         "run_overhead_ratio": carbon["run_wall_median_s"] / plain["run_wall_median_s"],
         "visibility_via": "ui" if via_ui else "xcom",
         "record_visible_after_end_s": {"median": statistics.median(visible), "min": min(visible), "max": max(visible)},
