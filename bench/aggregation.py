@@ -37,6 +37,9 @@ import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
+
+from airflow_home import fresh_home  # bench/airflow_home.py (this script's folder is on sys.path)
 
 SIZES = (10_000, 50_000, 100_000)
 CLI_SIZE = 100_000
@@ -158,12 +161,6 @@ def run_cli(jsonl: str) -> tuple[float, float]:
 OPERATOR_SIZES = (10_000, 100_000)
 
 
-def _airflow_env(home: str, instances: int) -> dict:
-    return {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(os.path.dirname(os.path.abspath(__file__)), "dags_card"),
-            "BENCH_SWEEP_INSTANCES": str(instances), "BENCH_CARD_DIR": os.path.join(home, "card")}
-
-
 def seed_operator_run(n: int, shape: str = "0.5.0") -> None:
     """(In the child process of :func:`measure_operator`, with its Airflow environment.) One DAG run of
     card_bench_sweep made by Airflow's ``create_dagrun`` (which expands the mapped task), its mapped instances
@@ -259,13 +256,10 @@ def run_operator(n: int) -> dict:
 def measure_operator(n: int, gpus: int = 8, shape: str = "0.5.0") -> dict:
     """The real PublishModelCardOperator over a run of ``n`` seeded 8-GPU records (a fresh Airflow home), the XCom
     values in ``shape`` (see :func:`seed_operator_run`)."""
-    home = tempfile.mkdtemp(prefix="carbon-card-bench-")
+    instances = sum(1 for _ in task_instances(n))
+    home, env = fresh_home("carbon-card-bench-", Path(__file__).resolve().parent / "dags_card",
+                           BENCH_SWEEP_INSTANCES=str(instances))
     try:
-        instances = sum(1 for _ in task_instances(n))
-        env = _airflow_env(home, instances)
-        airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-        for args in (["db", "migrate"], ["dags", "reserialize"]):
-            subprocess.run([airflow, *args], env=env, check=True, capture_output=True)
         subprocess.run([sys.executable, __file__, "--seed-operator", str(n), shape], env=env, check=True, capture_output=True)
         out = subprocess.run([sys.executable, __file__, "--run-operator", str(n)], env=env, check=True, capture_output=True, text=True)
         spent = json.loads(out.stdout.strip().splitlines()[-1])

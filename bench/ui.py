@@ -18,10 +18,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from airflow_home import fresh_home  # bench/airflow_home.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,13 +30,9 @@ RUNS_PER_DAG, DAGS, TASKS = 100, 10, 10
 
 
 def _prepare_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="airflow-carbon-ui-bench-"))
-    os.environ.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                      AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "bench" / "dags_ui"))
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
-    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True)
-    return home
+    home, env = fresh_home("airflow-carbon-ui-bench-", ROOT / "bench" / "dags_ui")
+    os.environ.update(env)
+    return Path(home)
 
 
 def _seed(runs_per_dag: int) -> int:

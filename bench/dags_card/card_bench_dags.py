@@ -1,5 +1,6 @@
 """The DAG `bench/aggregation.py` seeds and publishes: a sweep of BENCH_SWEEP_INSTANCES mapped tracked task instances
-(their records are seeded into XCom, not run) and the model-card publisher, which the bench runs for real."""
+(their records are seeded into XCom, not run) and the model-card publisher, which the bench runs for real; the card
+is written to the folder card in the Airflow home."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def card_bench_sweep():
         pass
 
     train.expand(i=list(range(int(os.environ.get("BENCH_SWEEP_INSTANCES", "1"))))) >> PublishModelCardOperator(
-        task_id="publish", local_dir=os.environ.get("BENCH_CARD_DIR", "/tmp/card-bench"), training_type="fine-tuning"
+        task_id="publish", local_dir=os.path.join(os.environ.get("AIRFLOW_HOME", "/tmp"), "card"), training_type="fine-tuning"
     )
 
 
