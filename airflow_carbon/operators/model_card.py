@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_carbon.card.metadata import co2_eq_emissions, combine, validate_training_type
-from airflow_carbon.card.publish import Exports
+from airflow_carbon.card.publish import Exports, MakeCo2, Published, publish_hub, publish_local
 from airflow_carbon.core.aggregate import Aggregate, breakdown
 from airflow_carbon.core.export import ExportFiles
 from airflow_carbon.core.record import Record, sort_key
@@ -100,6 +100,16 @@ class PublishModelCardOperator(BaseOperator):
         run_id = context["ti"].run_id
         return iter_records(context, self._task_ids(), [run_id, *[r for r in earlier if r != run_id]])
 
+    def _publish(self, make: MakeCo2, exports: Exports) -> Published:
+        """Write the card's ``co2_eq_emissions`` (``make``) and ``exports`` to ``local_dir``, else to the Hub repo."""
+        if self.local_dir is not None:
+            return publish_local(self.local_dir, make, exports)
+        endpoint, token = HuggingFaceHook(hf_conn_id=self.hf_conn_id).get_credentials()
+        return publish_hub(
+            self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
+            create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
+        )
+
     def execute(self, context: Any) -> dict[str, Any] | None:
         with tempfile.TemporaryDirectory(prefix="airflow-carbon-export-") as tmp:
             # One pass over the records, in constant memory: the card's fields and the totals, the first
@@ -131,18 +141,7 @@ class PublishModelCardOperator(BaseOperator):
             origin = f"DAG {self.dag_id}"
             ours = co2_eq_emissions(aggregate, self.training_type, origin=origin)
             make = lambda existing: ours if existing is None else combine(existing, ours, self.on_existing, origin)  # noqa: E731
-            if self.local_dir is not None:
-                from airflow_carbon.card.publish import publish_local
-
-                published = publish_local(self.local_dir, make, exports)
-            else:
-                from airflow_carbon.card.publish import publish_hub
-
-                endpoint, token = HuggingFaceHook(hf_conn_id=self.hf_conn_id).get_credentials()
-                published = publish_hub(
-                    self.repo_id, make, exports, endpoint=endpoint, token=token, revision=self.revision,  # type: ignore[arg-type]
-                    create_pr=self.create_pr, commit_message=self.commit_message, timeout_s=self.hub_timeout_s,
-                )
+            published = self._publish(make, exports)
         self.log.info(
             "co2_eq_emissions %s to %s: %s", "written" if published.changed else "unchanged", published.location, published.co2_eq_emissions
         )
